@@ -1,0 +1,1 @@
+"""Store-and-forward to HQ and down-sync (issue 5)."""

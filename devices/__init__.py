@@ -1,0 +1,1 @@
+"""Device side of the wire: protocol, store layout and (later) registry, twins, OTA."""

@@ -1,0 +1,91 @@
+"""The planogram: which product lies on which plate of which shelf, and what it weighs.
+
+Shared by the gateway (product inference, prices) and the store simulator
+(what a shopper can take).  Loaded from YAML; strict, because it is our own data.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from devices.protocol import DeviceId
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Product(_Strict):
+    barcode: str = Field(pattern=r"^[0-9A-Za-z-]{1,32}$")
+    name: str = Field(min_length=1)
+    unit_weight_g: float = Field(gt=0)
+    weight_sd_g: float = Field(default=3.0, ge=0)
+    price_minor: int = Field(ge=0, description="price in minor units (cents)")
+
+
+class Plate(_Strict):
+    plate: int = Field(ge=0, le=63)
+    barcode: str
+    stock: int = Field(default=0, ge=0, description="units on the plate at start")
+
+
+class Shelf(_Strict):
+    device_id: DeviceId
+    plates: list[Plate] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _unique_plates(self) -> Shelf:
+        numbers = [p.plate for p in self.plates]
+        if len(numbers) != len(set(numbers)):
+            raise ValueError(f"shelf {self.device_id}: plate numbers repeat")
+        return self
+
+    @property
+    def plate_count(self) -> int:
+        return max(p.plate for p in self.plates) + 1
+
+
+class Planogram(_Strict):
+    version: int = Field(default=1, ge=1)
+    currency: str = Field(default="EUR", pattern=r"^[A-Z]{3}$")
+    products: list[Product] = Field(min_length=1)
+    shelves: list[Shelf] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Planogram:
+        barcodes = [p.barcode for p in self.products]
+        if len(barcodes) != len(set(barcodes)):
+            raise ValueError("product barcodes repeat")
+        known = set(barcodes)
+        for shelf in self.shelves:
+            for plate in shelf.plates:
+                if plate.barcode not in known:
+                    raise ValueError(
+                        f"shelf {shelf.device_id} plate {plate.plate}: "
+                        f"unknown barcode {plate.barcode!r}"
+                    )
+        ids = [s.device_id for s in self.shelves]
+        if len(ids) != len(set(ids)):
+            raise ValueError("shelf device ids repeat")
+        return self
+
+    def product(self, barcode: str) -> Product:
+        for p in self.products:
+            if p.barcode == barcode:
+                return p
+        raise KeyError(barcode)
+
+    def shelf(self, device_id: str) -> Shelf:
+        for s in self.shelves:
+            if s.device_id == device_id:
+                return s
+        raise KeyError(device_id)
+
+
+def load_planogram(path: Path) -> Planogram:
+    with path.open(encoding="utf-8") as fh:
+        data = yaml.safe_load(fh)
+    return Planogram.model_validate(data)

@@ -1,0 +1,294 @@
+"""The wire protocol: the ONE place that knows MQTT topics and payload shapes.
+
+Topic shape (see DESIGN.md)::
+
+    storeedge/v1/{store_id}/{device_id}/birth
+    storeedge/v1/{store_id}/{device_id}/state            (retained; also the last will)
+    storeedge/v1/{store_id}/{device_id}/telemetry/{kind}
+    storeedge/v1/{store_id}/{device_id}/event/{kind}
+    storeedge/v1/{store_id}/{device_id}/cmd/{name}
+    storeedge/v1/{store_id}/{device_id}/cmd/{name}/ack
+    storeedge/v1/{store_id}/gateway/...                  (published by the gateway)
+
+Inbound payloads (what devices send) are validated leniently: unknown keys are
+ignored so that newer firmware keeps working, but every known key is typed and
+range-checked.  Every device message carries the device's monotonic ``seq``
+and a ``ts`` in milliseconds.  Messages are frozen pydantic models.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+PROTOCOL_ROOT = "storeedge/v1"
+GATEWAY_ID = "gateway"
+
+#: Samples per weight telemetry message and the nominal sample rate.
+SAMPLES_PER_BATCH = 12
+SAMPLE_RATE_HZ = 60
+
+_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
+DeviceId = Annotated[str, Field(pattern=_ID_PATTERN)]
+Seq = Annotated[int, Field(ge=0)]
+TsMs = Annotated[int, Field(ge=0)]
+
+
+class DeviceType(StrEnum):
+    SHELF = "shelf"
+    GATE = "gate"
+    ESL = "esl"
+    FRIDGE = "fridge"
+    CAMERA = "camera"
+
+
+class MessageKind(StrEnum):
+    """What an inbound topic carries; one handler per kind in the gateway."""
+
+    BIRTH = "birth"
+    STATE = "state"
+    WEIGHT = "telemetry/weight"
+    GATE = "event/gate"
+    CMD_ACK = "cmd/ack"
+
+
+# --------------------------------------------------------------------------- payloads
+
+
+class _DeviceMessage(BaseModel):
+    """Lenient schema for what devices send: extra keys ignored, known keys strict."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    seq: Seq
+    ts: TsMs
+
+
+class Birth(_DeviceMessage):
+    """Sent once per connection; ``birth_count`` grows with every (re)connect."""
+
+    device_type: DeviceType
+    firmware: str = Field(min_length=1, max_length=64)
+    birth_count: int = Field(ge=0)
+    plates: int = Field(default=0, ge=0, le=64)
+
+
+class DeviceState(_DeviceMessage):
+    """Retained online/offline flag; the offline form is the device's last will."""
+
+    state: Literal["online", "offline"]
+
+
+class WeightBatch(_DeviceMessage):
+    """Load-cell samples of every plate of one shelf.
+
+    ``samples[i]`` holds the readings of plate ``i`` in grams, oldest first,
+    ``ts`` is the time of the first sample and ``rate_hz`` the sample rate.
+    """
+
+    rate_hz: int = Field(default=SAMPLE_RATE_HZ, gt=0, le=1000)
+    samples: list[list[float]] = Field(min_length=1, max_length=64)
+
+    @model_validator(mode="after")
+    def _same_length(self) -> WeightBatch:
+        lengths = {len(plate) for plate in self.samples}
+        if len(lengths) != 1 or 0 in lengths:
+            raise ValueError("every plate must carry the same, non-zero number of samples")
+        return self
+
+    @property
+    def sample_count(self) -> int:
+        return len(self.samples[0])
+
+
+class GateEvent(_DeviceMessage):
+    """A shopper passed a gate with their session token (from the app's QR code)."""
+
+    direction: Literal["entry", "exit"]
+    session_token: str = Field(min_length=4, max_length=128, pattern=r"^[A-Za-z0-9_.:-]+$")
+
+
+class CommandAck(_DeviceMessage):
+    cmd_id: str = Field(min_length=1, max_length=64)
+    ok: bool
+    detail: str = ""
+
+
+class Command(BaseModel):
+    """Sent by the gateway to one device (strict: we write these ourselves)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    cmd_id: str = Field(min_length=1, max_length=64)
+    ts: TsMs
+    args: dict[str, Any] = Field(default_factory=dict)
+
+
+class ReceiptLine(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    barcode: str
+    name: str
+    quantity: int = Field(gt=0)
+    unit_price_minor: int = Field(ge=0)
+    line_total_minor: int = Field(ge=0)
+
+
+class ReceiptMessage(BaseModel):
+    """Published by the gateway when a shopper's session closes at the exit gate."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    receipt_id: str
+    session_token: str
+    currency: str
+    total_minor: int = Field(ge=0)
+    lines: list[ReceiptLine]
+    exited_ts: TsMs  # when the exit gate saw the shopper (the gate's clock)
+    issued_ts: TsMs
+
+
+#: Inbound message kind -> payload model.  The gateway must register a handler
+#: for every key (checked at start and by a test).
+INBOUND: dict[MessageKind, type[_DeviceMessage]] = {
+    MessageKind.BIRTH: Birth,
+    MessageKind.STATE: DeviceState,
+    MessageKind.WEIGHT: WeightBatch,
+    MessageKind.GATE: GateEvent,
+    MessageKind.CMD_ACK: CommandAck,
+}
+
+DeviceMessage = Birth | DeviceState | WeightBatch | GateEvent | CommandAck
+
+
+# --------------------------------------------------------------------------- topics
+
+
+def _device_base(store_id: str, device_id: str) -> str:
+    return f"{PROTOCOL_ROOT}/{store_id}/{device_id}"
+
+
+def birth_topic(store_id: str, device_id: str) -> str:
+    return f"{_device_base(store_id, device_id)}/birth"
+
+
+def state_topic(store_id: str, device_id: str) -> str:
+    return f"{_device_base(store_id, device_id)}/state"
+
+
+def weight_topic(store_id: str, device_id: str) -> str:
+    return f"{_device_base(store_id, device_id)}/{MessageKind.WEIGHT.value}"
+
+
+def gate_topic(store_id: str, device_id: str) -> str:
+    return f"{_device_base(store_id, device_id)}/{MessageKind.GATE.value}"
+
+
+def command_topic(store_id: str, device_id: str, name: str) -> str:
+    return f"{_device_base(store_id, device_id)}/cmd/{name}"
+
+
+def command_ack_topic(store_id: str, device_id: str, name: str) -> str:
+    return f"{command_topic(store_id, device_id, name)}/ack"
+
+
+def command_filter(store_id: str, device_id: str) -> str:
+    """What a device subscribes to: its own commands (not their acks)."""
+    return f"{_device_base(store_id, device_id)}/cmd/+"
+
+
+def receipt_topic(store_id: str, session_token: str) -> str:
+    return f"{PROTOCOL_ROOT}/{store_id}/{GATEWAY_ID}/receipt/{session_token}"
+
+
+def receipts_filter(store_id: str) -> str:
+    return f"{PROTOCOL_ROOT}/{store_id}/{GATEWAY_ID}/receipt/+"
+
+
+def gateway_state_topic(store_id: str) -> str:
+    return state_topic(store_id, GATEWAY_ID)
+
+
+def gateway_subscriptions(store_id: str) -> list[str]:
+    """Topic filters the gateway subscribes to for one store."""
+    base = f"{PROTOCOL_ROOT}/{store_id}/+"
+    return [
+        f"{base}/birth",
+        f"{base}/state",
+        f"{base}/telemetry/+",
+        f"{base}/event/+",
+        f"{base}/cmd/+/ack",
+    ]
+
+
+# --------------------------------------------------------------------------- decoding
+
+
+class DecodeError(ValueError):
+    """An inbound message that cannot be accepted; ``reason`` says why."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass(frozen=True, slots=True)
+class Inbound:
+    store_id: str
+    device_id: str
+    kind: MessageKind
+    message: DeviceMessage
+    command: str | None = None  # the command name, for CMD_ACK
+
+
+def parse_topic(topic: str) -> tuple[str, str, MessageKind, str | None]:
+    """Split a device topic into (store_id, device_id, kind, command name)."""
+    parts = topic.split("/")
+    if len(parts) < 5 or "/".join(parts[:2]) != PROTOCOL_ROOT:
+        raise DecodeError(f"topic {topic!r} is not under {PROTOCOL_ROOT}/{{store}}/{{device}}/")
+    store_id, device_id, rest = parts[2], parts[3], parts[4:]
+    if device_id == GATEWAY_ID:
+        raise DecodeError(f"topic {topic!r} is a gateway topic, not a device topic")
+    command: str | None = None
+    if len(rest) == 3 and rest[0] == "cmd" and rest[2] == "ack":
+        kind_text, command = MessageKind.CMD_ACK.value, rest[1]
+    else:
+        kind_text = "/".join(rest)
+    try:
+        kind = MessageKind(kind_text)
+    except ValueError:
+        raise DecodeError(f"unknown message type {kind_text!r} in topic {topic!r}") from None
+    return store_id, device_id, kind, command
+
+
+def decode(topic: str, payload: bytes) -> Inbound:
+    """Decode one inbound MQTT message or raise :class:`DecodeError` with a reason."""
+    store_id, device_id, kind, command = parse_topic(topic)
+    try:
+        data = json.loads(payload)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise DecodeError(f"payload is not JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise DecodeError(f"payload must be a JSON object, got {type(data).__name__}")
+    try:
+        message = INBOUND[kind].model_validate(data)
+    except ValidationError as exc:
+        raise DecodeError(f"invalid {kind.value}: {_summarise(exc)}") from None
+    return Inbound(store_id, device_id, kind, message, command)  # type: ignore[arg-type]
+
+
+def _summarise(exc: ValidationError) -> str:
+    parts = []
+    for err in exc.errors()[:5]:
+        loc = ".".join(str(p) for p in err["loc"]) or "(payload)"
+        parts.append(f"{loc}: {err['msg']}")
+    return "; ".join(parts)
+
+
+def encode(message: BaseModel) -> bytes:
+    """Serialise any protocol model to its JSON wire form."""
+    return message.model_dump_json().encode()

@@ -1,0 +1,1 @@
+"""The store gateway: MQTT ingest, checkout engine, SQLite store, API and dashboard."""

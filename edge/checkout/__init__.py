@@ -1,0 +1,1 @@
+"""Checkout: weight events, product inference, carts and receipts."""

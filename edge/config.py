@@ -1,0 +1,176 @@
+"""Gateway configuration: strict pydantic models (a typo is an error), YAML + env.
+
+Environment overrides use ``STOREEDGE_<SECTION>__<KEY>`` (for example
+``STOREEDGE_MQTT__PASSWORD`` or ``STOREEDGE_MQTT__BROKER``); secrets belong
+there, never in the YAML that is committed.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+
+from devices.protocol import DeviceId
+
+ENV_PREFIX = "STOREEDGE_"
+ENV_NESTING = "__"
+#: Environment variables under the prefix that are not config keys.
+_ENV_NOT_CONFIG = {"STOREEDGE_CONFIG_DIR", "STOREEDGE_LOG_LEVEL"}
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class MqttConfig(_Strict):
+    broker: str = Field(
+        default="embedded",
+        description="'embedded' starts an amqtt broker in-process; else mqtt://host:port",
+    )
+    embedded_host: str = "127.0.0.1"
+    embedded_port: int = Field(default=1883, ge=0, le=65535, description="0 picks a free port")
+    client_id: str = Field(default="storeedge-gateway", min_length=1, max_length=64)
+    username: str | None = None
+    password: SecretStr | None = None
+    keepalive_s: int = Field(default=30, ge=5, le=3600)
+    reconnect_min_s: float = Field(default=0.5, gt=0)
+    reconnect_max_s: float = Field(default=30.0, gt=0)
+    qos: Literal[0, 1] = 1
+    max_queued_messages: int = Field(default=0, ge=0, description="0 = unlimited (paho)")
+
+    @field_validator("broker")
+    @classmethod
+    def _broker(cls, value: str) -> str:
+        if value == "embedded":
+            return value
+        parts = urlsplit(value)
+        if parts.scheme not in {"mqtt", "tcp"} or not parts.hostname:
+            raise ValueError("must be 'embedded' or a URL like mqtt://host:1883")
+        return value
+
+    def broker_address(self) -> tuple[str, int]:
+        if self.broker == "embedded":
+            return self.embedded_host, self.embedded_port
+        parts = urlsplit(self.broker)
+        return parts.hostname or "localhost", parts.port or 1883
+
+
+class DatabaseConfig(_Strict):
+    path: Path = Path("storeedge-data/gateway.db")
+
+
+class ApiConfig(_Strict):
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=0, le=65535)
+
+
+class DetectorConfig(_Strict):
+    """Weight-event detection: a plate is settled when its samples stop moving."""
+
+    settle_samples: int = Field(default=18, ge=3, description="samples that must agree")
+    settle_sd_g: float = Field(default=4.0, gt=0, description="max spread of a settled plate")
+    min_delta_g: float = Field(default=12.0, gt=0, description="smallest change reported")
+
+
+class InferenceConfig(_Strict):
+    max_quantity: int = Field(default=6, ge=1, le=50)
+    min_confidence: float = Field(default=0.3, ge=0, le=1)
+
+
+class GateConfig(_Strict):
+    device_id: DeviceId
+    direction: Literal["entry", "exit"]
+
+
+class GatewayConfig(_Strict):
+    store_id: DeviceId
+    planogram: Path = Field(description="planogram YAML, relative to the config file")
+    gates: list[GateConfig] = Field(min_length=1)
+    mqtt: MqttConfig = MqttConfig()
+    database: DatabaseConfig = DatabaseConfig()
+    api: ApiConfig = ApiConfig()
+    detector: DetectorConfig = DetectorConfig()
+    inference: InferenceConfig = InferenceConfig()
+
+
+class ConfigError(ValueError):
+    """A configuration that cannot be used; the message names the key."""
+
+
+def _env_overrides(env: Mapping[str, str]) -> dict[str, Any]:
+    overrides: dict[str, Any] = {}
+    for name, value in env.items():
+        if not name.startswith(ENV_PREFIX) or name in _ENV_NOT_CONFIG:
+            continue
+        path = name[len(ENV_PREFIX) :].lower().split(ENV_NESTING)
+        node = overrides
+        for key in path[:-1]:
+            node = node.setdefault(key, {})
+        node[path[-1]] = value
+    return overrides
+
+
+def _merge(base: dict[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in extra.items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
+            out[key] = _merge(dict(out[key]), value)
+        else:
+            out[key] = value
+    return out
+
+
+def _format(exc: ValidationError, source: str) -> str:
+    lines = [f"{source}: {exc.error_count()} error(s)"]
+    for err in exc.errors():
+        key = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        lines.append(f"  {key}: {err['msg']}")
+    return "\n".join(lines)
+
+
+def parse_config(
+    data: Mapping[str, Any],
+    *,
+    base_dir: Path,
+    env: Mapping[str, str] | None = None,
+    source: str = "config",
+) -> GatewayConfig:
+    merged = _merge(dict(data), _env_overrides(os.environ if env is None else env))
+    try:
+        cfg = GatewayConfig.model_validate(merged)
+    except ValidationError as exc:
+        raise ConfigError(_format(exc, source)) from None
+    planogram = cfg.planogram if cfg.planogram.is_absolute() else base_dir / cfg.planogram
+    return cfg.model_copy(update={"planogram": planogram.resolve()})
+
+
+def load_config(path: Path, env: Mapping[str, str] | None = None) -> GatewayConfig:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
+    try:
+        data = yaml.safe_load(text) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: top level must be a mapping")
+    return parse_config(data, base_dir=path.parent, env=env, source=str(path))
+
+
+def default_config_dir() -> Path:
+    """The repository's ``config/`` folder (or ``STOREEDGE_CONFIG_DIR``)."""
+    override = os.environ.get("STOREEDGE_CONFIG_DIR")
+    if override:
+        return Path(override)
+    return Path(__file__).resolve().parent.parent / "config"
+
+
+def default_config_path() -> Path:
+    return default_config_dir() / "store.yaml"

@@ -1,0 +1,182 @@
+"""``storeedge demo``: broker, gateway, simulated store and API in one process tree."""
+
+from __future__ import annotations
+
+import json
+import logging
+import queue
+import signal
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import FrameType
+from typing import Any, TextIO
+
+from devices.protocol import ReceiptMessage
+from edge.api.app import create_app
+from edge.api.server import ApiServer
+from edge.app import Gateway
+from edge.config import GatewayConfig
+from edge.mqtt.broker import free_port, port_is_free
+from firmware_sim.store import ShopperTruth, StoreSimulator
+
+log = logging.getLogger(__name__)
+
+#: How long the demo waits at the end for receipts of shoppers who already left.
+RECEIPT_GRACE_S = 10.0
+
+
+@dataclass
+class DemoResult:
+    shoppers: int = 0
+    receipts: int = 0
+    receipts_correct: int = 0
+    dead_letters: int = 0
+    exit_to_receipt_ms: list[int] = field(default_factory=list)
+
+    def summary(self, duration_s: float) -> dict[str, Any]:
+        latencies = sorted(self.exit_to_receipt_ms)
+        return {
+            "type": "summary",
+            "shoppers": self.shoppers,
+            "receipts": self.receipts,
+            "receipts_correct": self.receipts_correct,
+            "dead_letters": self.dead_letters,
+            "duration_s": round(duration_s, 1),
+            "exit_to_receipt_ms_max": latencies[-1] if latencies else None,
+        }
+
+
+def receipt_matches(receipt: ReceiptMessage, truth: ShopperTruth) -> bool:
+    lines = {line.barcode: line.quantity for line in receipt.lines}
+    return lines == truth.lines and receipt.total_minor == truth.total_minor
+
+
+def _demo_config(config: GatewayConfig, data_dir: Path, mqtt_port: int | None) -> GatewayConfig:
+    mqtt = config.mqtt
+    if mqtt.broker == "embedded":
+        port = mqtt_port if mqtt_port is not None else mqtt.embedded_port
+        if port == 0 or not port_is_free(mqtt.embedded_host, port):
+            port = free_port(mqtt.embedded_host)
+        mqtt = mqtt.model_copy(update={"embedded_port": port})
+    database = config.database.model_copy(update={"path": data_dir / "gateway.db"})
+    return config.model_copy(update={"mqtt": mqtt, "database": database})
+
+
+def run_demo(
+    config: GatewayConfig,
+    *,
+    duration_s: float | None,
+    api_port: int,
+    as_json: bool,
+    seed: int = 0,
+    data_dir: Path | None = None,
+    mqtt_port: int | None = None,
+    out: TextIO,
+) -> DemoResult:
+    tmp = None
+    if data_dir is None:
+        tmp = tempfile.TemporaryDirectory(prefix="storeedge-demo-")
+        data_dir = Path(tmp.name)
+    config = _demo_config(config, data_dir, mqtt_port)
+    stop = threading.Event()
+
+    def _on_signal(signum: int, _frame: FrameType | None) -> None:
+        log.info("signal %d: shutting down", signum)
+        stop.set()
+
+    previous = {s: signal.signal(s, _on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+    gateway = Gateway(config)
+    receipts: queue.Queue[ReceiptMessage] = queue.Queue()
+    gateway.add_receipt_listener(receipts.put)
+    result = DemoResult()
+    started = time.monotonic()
+    try:
+        gateway.start()
+        if not gateway.link or not gateway.link.wait_connected(15):
+            raise RuntimeError("gateway could not connect to its MQTT broker")
+        host, port = gateway.mqtt_address
+        api = ApiServer(create_app(config.database.path, store_id=config.store_id,
+                                   health=lambda: {"mqtt_connected": gateway.link is not None
+                                                   and gateway.link.connected}),
+                        config.api.host, api_port)
+        api.start()
+        _emit(out, as_json, {"type": "started", "mqtt": f"mqtt://{host}:{port}",
+                             "api": api.url, "store_id": config.store_id},
+              f"storeedge demo: store {config.store_id}, MQTT mqtt://{host}:{port}, "
+              f"API and live page {api.url}/ (Ctrl-C to stop)")
+        gates = {g.direction: g.device_id for g in config.gates}
+        sim = StoreSimulator(gateway.planogram, config.store_id, host, port,
+                             entry_gate=gates["entry"], exit_gate=gates["exit"], seed=seed)
+        sim.start()
+        sim_thread = threading.Thread(target=sim.run, args=(stop,), name="store-sim",
+                                      daemon=True)
+        sim_thread.start()
+        pending: dict[str, ReceiptMessage] = {}
+        reported: set[str] = set()
+
+        def drain(timeout: float, final: bool = False) -> None:
+            try:
+                receipt = receipts.get(timeout=timeout)
+                pending[receipt.session_token] = receipt
+            except queue.Empty:
+                pass
+            truths = {t.token: t for t in sim.ground_truth}
+            for token in list(pending):
+                if token in truths or final:
+                    _report_receipt(out, as_json, pending.pop(token), truths.get(token), result)
+                    reported.add(token)
+
+        while not stop.is_set():
+            if duration_s is not None and time.monotonic() - started >= duration_s:
+                stop.set()
+                break
+            drain(0.2)
+        sim_thread.join(timeout=60)
+        deadline = time.monotonic() + RECEIPT_GRACE_S
+        while time.monotonic() < deadline:
+            if {t.token for t in sim.ground_truth} <= reported and receipts.empty():
+                break
+            drain(0.2)
+        drain(0, final=True)
+        result.shoppers = len(sim.ground_truth)
+        result.dead_letters = gateway.store.dead_letter_count()
+        sim.stop()
+        api.stop()
+    finally:
+        gateway.stop()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        if tmp is not None:
+            tmp.cleanup()
+    summary = result.summary(time.monotonic() - started)
+    _emit(out, as_json, summary,
+          f"{result.shoppers} shoppers, {result.receipts} receipts, "
+          f"{result.receipts_correct} correct, {result.dead_letters} dead letters")
+    return result
+
+
+def _report_receipt(
+    out: TextIO,
+    as_json: bool,
+    receipt: ReceiptMessage,
+    truth: ShopperTruth | None,
+    result: DemoResult,
+) -> None:
+    correct = truth is not None and receipt_matches(receipt, truth)
+    result.receipts += 1
+    result.receipts_correct += int(correct)
+    result.exit_to_receipt_ms.append(receipt.issued_ts - receipt.exited_ts)
+    body = {"type": "receipt", "correct": correct, **receipt.model_dump()}
+    lines = ", ".join(f"{ln.quantity} x {ln.name}" for ln in receipt.lines) or "(empty)"
+    total = f"{receipt.total_minor // 100}.{receipt.total_minor % 100:02d} {receipt.currency}"
+    _emit(out, as_json, body,
+          f"receipt {receipt.receipt_id} for {receipt.session_token}: {lines} = {total} "
+          f"[{'correct' if correct else 'WRONG'}]")
+
+
+def _emit(out: TextIO, as_json: bool, body: dict[str, Any], text: str) -> None:
+    out.write((json.dumps(body, sort_keys=True) if as_json else text) + "\n")
+    out.flush()

@@ -1,0 +1,1 @@
+"""From raw MQTT messages to handler calls: decoding, dead letters, duplicate suppression."""

@@ -1,0 +1,1 @@
+"""MQTT: the gateway's supervised paho client and the embedded amqtt broker."""

@@ -1,0 +1,1 @@
+"""The gateway's SQLite store: schema, numbered migrations, and every SQL statement."""

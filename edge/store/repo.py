@@ -1,0 +1,299 @@
+"""Every read and write of the gateway's tables.
+
+The gateway has ONE writer (its message worker); the API opens its own
+read-only connection.  Multi-row changes run in one ``BEGIN IMMEDIATE``
+transaction, so a receipt and its lines are written together or not at all.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import sqlite_utils
+from ulid import ULID
+
+from edge.store.db import connect
+
+
+def new_event_id() -> str:
+    return str(ULID())
+
+
+@dataclass(frozen=True, slots=True)
+class ReceiptRow:
+    barcode: str
+    name: str
+    quantity: int
+    unit_price_minor: int
+
+    @property
+    def line_total_minor(self) -> int:
+        return self.quantity * self.unit_price_minor
+
+
+class Store:
+    def __init__(self, db: sqlite_utils.Database) -> None:
+        self.db = db
+        self._lock = threading.RLock()
+
+    @classmethod
+    def open(cls, path: Path, *, readonly: bool = False) -> Store:
+        return cls(connect(path, readonly=readonly))
+
+    def close(self) -> None:
+        self.db.conn.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        with self._lock:
+            conn = self.db.conn
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+
+    @contextmanager
+    def reading(self) -> Iterator[None]:
+        """Serialise readers that share this connection across threads (the API)."""
+        with self._lock:
+            yield
+
+    def _x(self, sql: str, params: tuple[Any, ...] | dict[str, Any] = ()) -> None:
+        self.db.conn.execute(sql, params)
+
+    # ------------------------------------------------------------------ devices
+
+    def record_birth(
+        self, device_id: str, device_type: str, firmware: str, birth_count: int, seq: int, ts: int
+    ) -> None:
+        with self.transaction():
+            self._x(
+                "INSERT INTO devices (device_id, device_type, firmware, birth_count, state,"
+                " last_seq, last_seen_ms) VALUES (?, ?, ?, ?, 'online', ?, ?)"
+                " ON CONFLICT(device_id) DO UPDATE SET device_type = excluded.device_type,"
+                " firmware = excluded.firmware, birth_count = excluded.birth_count,"
+                " state = 'online', last_seq = excluded.last_seq,"
+                " last_seen_ms = excluded.last_seen_ms",
+                (device_id, device_type, firmware, birth_count, seq, ts),
+            )
+            self._event("device_birth", ts, device_id, None, {"birth_count": birth_count})
+
+    def record_state(self, device_id: str, device_type: str, state: str, ts: int) -> None:
+        with self.transaction():
+            self._x(
+                "INSERT INTO devices (device_id, device_type, state, last_seen_ms)"
+                " VALUES (?, ?, ?, ?) ON CONFLICT(device_id) DO UPDATE SET"
+                " state = excluded.state, last_seen_ms = excluded.last_seen_ms",
+                (device_id, device_type, state, ts),
+            )
+            self._event("device_state", ts, device_id, None, {"state": state})
+
+    def save_device_counters(self, rows: list[tuple[str, int, int, int, int]]) -> None:
+        """(device_id, last_seq, last_seen_ms, seq_gaps, duplicates) for known devices."""
+        with self.transaction():
+            self.db.conn.executemany(
+                "UPDATE devices SET last_seq = ?, last_seen_ms = ?, seq_gaps = ?,"
+                " duplicates = ? WHERE device_id = ?",
+                [(seq, seen, gaps, dups, dev) for dev, seq, seen, gaps, dups in rows],
+            )
+
+    def devices(self) -> list[dict[str, Any]]:
+        return list(self.db.query("SELECT * FROM devices ORDER BY device_id"))
+
+    # ------------------------------------------------------------------ dead letters
+
+    def dead_letter(self, topic: str, payload: bytes, reason: str, ts: int) -> None:
+        with self.transaction():
+            self._x(
+                "INSERT INTO dead_letters (received_ms, topic, payload, reason)"
+                " VALUES (?, ?, ?, ?)",
+                (ts, topic, payload, reason),
+            )
+
+    def dead_letters(self, limit: int = 100) -> list[dict[str, Any]]:
+        rows = self.db.query(
+            "SELECT id, received_ms, topic, payload, reason FROM dead_letters"
+            " ORDER BY id DESC LIMIT ?",
+            (limit,),
+        )
+        return [
+            {**r, "payload": bytes(r["payload"]).decode("utf-8", "replace")} for r in rows
+        ]
+
+    def dead_letter_count(self) -> int:
+        return int(self.db.execute("SELECT count(*) FROM dead_letters").fetchone()[0])
+
+    # ------------------------------------------------------------------ events
+
+    def _event(
+        self, kind: str, ts: int, device_id: str | None, session: str | None, body: dict[str, Any]
+    ) -> str:
+        event_id = new_event_id()
+        self._x(
+            "INSERT INTO events (event_id, ts_ms, kind, device_id, session_token, body)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            (event_id, ts, kind, device_id, session, json.dumps(body, sort_keys=True)),
+        )
+        return event_id
+
+    def record_event(
+        self, kind: str, ts: int, device_id: str | None, session: str | None, body: dict[str, Any]
+    ) -> str:
+        with self.transaction():
+            return self._event(kind, ts, device_id, session, body)
+
+    def events(self, kind: str | None = None, limit: int = 1000) -> list[dict[str, Any]]:
+        where, params = ("WHERE kind = ?", (kind, limit)) if kind else ("", (limit,))
+        rows = self.db.query(
+            f"SELECT * FROM events {where} ORDER BY ts_ms, event_id LIMIT ?", params
+        )
+        return [{**r, "body": json.loads(r["body"])} for r in rows]
+
+    # ------------------------------------------------------------------ sessions and carts
+
+    def open_session(self, token: str, gate: str, ts: int) -> bool:
+        """Open a shopper session; False when the token was already used."""
+        with self.transaction():
+            cur = self.db.conn.execute(
+                "INSERT INTO sessions (token, state, entered_ms, entry_gate)"
+                " VALUES (?, 'open', ?, ?) ON CONFLICT(token) DO NOTHING",
+                (token, ts, gate),
+            )
+            if cur.rowcount == 0:
+                return False
+            self._event("session_open", ts, gate, token, {})
+            return True
+
+    def open_sessions(self) -> list[dict[str, Any]]:
+        return list(
+            self.db.query("SELECT * FROM sessions WHERE state = 'open' ORDER BY entered_ms")
+        )
+
+    def sessions(self, state: str | None = None, limit: int = 200) -> list[dict[str, Any]]:
+        where, params = ("WHERE state = ?", (state, limit)) if state else ("", (limit,))
+        sessions = list(
+            self.db.query(
+                f"SELECT * FROM sessions {where} ORDER BY entered_ms DESC LIMIT ?", params
+            )
+        )
+        for s in sessions:
+            s["cart"] = self.cart(s["token"])
+        return sessions
+
+    def session(self, token: str) -> dict[str, Any] | None:
+        rows = list(self.db.query("SELECT * FROM sessions WHERE token = ?", (token,)))
+        return rows[0] if rows else None
+
+    def change_cart(
+        self, token: str, barcode: str, delta: int, ts: int, device_id: str, body: dict[str, Any]
+    ) -> int:
+        """Add (delta > 0) or remove units; returns the new quantity of that line."""
+        with self.transaction():
+            self._x(
+                "INSERT INTO cart_lines (session_token, barcode, quantity) VALUES (?, ?, ?)"
+                " ON CONFLICT(session_token, barcode) DO UPDATE SET"
+                " quantity = quantity + excluded.quantity",
+                (token, barcode, delta),
+            )
+            row = self.db.conn.execute(
+                "SELECT quantity FROM cart_lines WHERE session_token = ? AND barcode = ?",
+                (token, barcode),
+            ).fetchone()
+            quantity = int(row[0])
+            if quantity <= 0:
+                self._x(
+                    "DELETE FROM cart_lines WHERE session_token = ? AND barcode = ?",
+                    (token, barcode),
+                )
+            self._event("cart_change", ts, device_id, token, {**body, "delta": delta})
+            return max(quantity, 0)
+
+    def cart(self, token: str) -> dict[str, int]:
+        rows = self.db.query(
+            "SELECT barcode, quantity FROM cart_lines WHERE session_token = ? ORDER BY barcode",
+            (token,),
+        )
+        return {r["barcode"]: int(r["quantity"]) for r in rows}
+
+    # ------------------------------------------------------------------ receipts
+
+    def close_with_receipt(
+        self,
+        token: str,
+        exit_gate: str,
+        ts: int,
+        currency: str,
+        lines: list[ReceiptRow],
+    ) -> str:
+        """Close the session and write its receipt and lines in ONE transaction."""
+        receipt_id = new_event_id()
+        total = sum(line.line_total_minor for line in lines)
+        with self.transaction():
+            cur = self.db.conn.execute(
+                "UPDATE sessions SET state = 'closed', exited_ms = ?, exit_gate = ?"
+                " WHERE token = ? AND state = 'open'",
+                (ts, exit_gate, token),
+            )
+            if cur.rowcount != 1:
+                raise LookupError(f"session {token!r} is not open")
+            self._x(
+                "INSERT INTO receipts (receipt_id, session_token, currency, total_minor,"
+                " issued_ms) VALUES (?, ?, ?, ?, ?)",
+                (receipt_id, token, currency, total, ts),
+            )
+            self.db.conn.executemany(
+                "INSERT INTO receipt_lines (receipt_id, line_no, barcode, name, quantity,"
+                " unit_price_minor, line_total_minor) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [
+                    (
+                        receipt_id,
+                        no,
+                        line.barcode,
+                        line.name,
+                        line.quantity,
+                        line.unit_price_minor,
+                        line.line_total_minor,
+                    )
+                    for no, line in enumerate(lines, start=1)
+                ],
+            )
+            self._event("receipt", ts, exit_gate, token, {"receipt_id": receipt_id, "total": total})
+        return receipt_id
+
+    def receipts(self, limit: int = 100, token: str | None = None) -> list[dict[str, Any]]:
+        where, params = ("WHERE session_token = ?", (token, limit)) if token else ("", (limit,))
+        receipts = list(
+            self.db.query(
+                f"SELECT * FROM receipts {where} ORDER BY issued_ms DESC, receipt_id DESC"
+                " LIMIT ?",
+                params,
+            )
+        )
+        for r in receipts:
+            r["lines"] = list(
+                self.db.query(
+                    "SELECT barcode, name, quantity, unit_price_minor, line_total_minor"
+                    " FROM receipt_lines WHERE receipt_id = ? ORDER BY line_no",
+                    (r["receipt_id"],),
+                )
+            )
+        return receipts
+
+    def receipt(self, receipt_id: str) -> dict[str, Any] | None:
+        rows = list(self.db.query("SELECT session_token FROM receipts WHERE receipt_id = ?",
+                                  (receipt_id,)))
+        if not rows:
+            return None
+        return next(
+            r for r in self.receipts(token=rows[0]["session_token"])
+            if r["receipt_id"] == receipt_id
+        )

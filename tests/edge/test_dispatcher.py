@@ -1,0 +1,66 @@
+import json
+
+import pytest
+
+from devices import protocol as p
+from edge.app import Gateway
+from edge.config import default_config_path, load_config
+from edge.ingest.dispatcher import Dispatcher, MissingHandlerError
+from edge.store.repo import Store
+
+
+@pytest.fixture
+def gateway(tmp_path):
+    cfg = load_config(default_config_path(), env={})
+    cfg = cfg.model_copy(update={"database": cfg.database.model_copy(
+        update={"path": tmp_path / "g.db"})})
+    gw = Gateway(cfg)
+    yield gw
+    gw.store.close()
+
+
+def test_every_inbound_message_kind_has_a_gateway_handler(gateway):
+    assert set(gateway.handlers()) == set(p.INBOUND)
+    assert set(gateway.dispatcher.handlers) == set(p.INBOUND)
+
+
+def test_a_missing_handler_fails_at_start(tmp_path):
+    store = Store.open(tmp_path / "d.db")
+    handlers = {k: (lambda _i: None) for k in p.INBOUND if k is not p.MessageKind.CMD_ACK}
+    with pytest.raises(MissingHandlerError, match="cmd/ack"):
+        Dispatcher("s", {}, handlers, store)
+    store.close()
+
+
+def test_rejections_are_dead_lettered_with_reasons(gateway):
+    d = gateway.dispatcher
+    store_id = gateway.config.store_id
+    gate = p.gate_topic(store_id, "gate-entry")
+    good = {"seq": 1, "ts": 1, "direction": "entry", "session_token": "tok-1"}
+    assert not d.dispatch(gate, b"{nope")
+    assert not d.dispatch(p.gate_topic(store_id, "intruder"), json.dumps(good).encode())
+    assert not d.dispatch(p.gate_topic("other-store", "gate-entry"), json.dumps(good).encode())
+    assert not d.dispatch(gate, json.dumps({**good, "seq": -4}).encode())
+    # a handler that refuses (exit direction sent by the entry gate) is a dead letter too
+    assert not d.dispatch(gate, json.dumps({**good, "direction": "exit"}).encode())
+    # seq 1 was taken by the refused message; the next good message is still processed
+    assert d.dispatch(gate, json.dumps({**good, "seq": 2}).encode())
+    reasons = [r["reason"] for r in reversed(gateway.store.dead_letters())]
+    assert len(reasons) == 5
+    assert "not JSON" in reasons[0]
+    assert "unknown device 'intruder'" in reasons[1]
+    assert "not this store" in reasons[2]
+    assert "seq" in reasons[3]
+    assert "configured as entry" in reasons[4]
+    assert d.counts["dead_letters"] == 5
+    assert gateway.store.session("tok-1")["state"] == "open"
+
+
+def test_duplicate_seq_is_dropped(gateway):
+    d = gateway.dispatcher
+    topic = p.gate_topic(gateway.config.store_id, "gate-entry")
+    payload = json.dumps({"seq": 7, "ts": 1, "direction": "entry", "session_token": "tok-9"})
+    assert d.dispatch(topic, payload.encode())
+    assert not d.dispatch(topic, payload.encode())
+    assert d.counts["duplicates"] == 1
+    assert [e["kind"] for e in gateway.store.events()] == ["session_open"]
