@@ -213,6 +213,12 @@ def gateway_state_topic(store_id: str) -> str:
     return state_topic(store_id, GATEWAY_ID)
 
 
+def is_gateway_topic(topic: str) -> bool:
+    """True for topics the gateway itself publishes (its filters also match them)."""
+    parts = topic.split("/", 4)
+    return len(parts) >= 4 and "/".join(parts[:2]) == PROTOCOL_ROOT and parts[3] == GATEWAY_ID
+
+
 def gateway_subscriptions(store_id: str) -> list[str]:
     """Topic filters the gateway subscribes to for one store."""
     base = f"{PROTOCOL_ROOT}/{store_id}/+"

@@ -77,8 +77,9 @@ class Gateway:
     def _on_birth(self, inbound: Inbound) -> None:
         msg = inbound.message
         assert isinstance(msg, Birth)
-        self.store.record_birth(inbound.device_id, msg.device_type.value, msg.firmware,
-                                msg.birth_count, msg.seq, msg.ts)
+        self.store.record_birth(
+            inbound.device_id, msg.device_type.value, msg.firmware, msg.birth_count, msg.seq, msg.ts
+        )
 
     def _on_state(self, inbound: Inbound) -> None:
         msg = inbound.message
@@ -106,9 +107,13 @@ class Gateway:
     def _on_cmd_ack(self, inbound: Inbound) -> None:
         msg = inbound.message
         assert isinstance(msg, CommandAck)
-        self.store.record_event("command_ack", msg.ts, inbound.device_id, None,
-                                {"command": inbound.command, "cmd_id": msg.cmd_id,
-                                 "ok": msg.ok, "detail": msg.detail})
+        self.store.record_event(
+            "command_ack",
+            msg.ts,
+            inbound.device_id,
+            None,
+            {"command": inbound.command, "cmd_id": msg.cmd_id, "ok": msg.ok, "detail": msg.detail},
+        )
 
     # ------------------------------------------------------------------ receipts
 
@@ -117,8 +122,9 @@ class Gateway:
 
     def _publish_receipt(self, receipt: ReceiptMessage) -> None:
         if self.link is not None:
-            self.link.publish(receipt_topic(self.config.store_id, receipt.session_token),
-                              encode(receipt), qos=1)
+            self.link.publish(
+                receipt_topic(self.config.store_id, receipt.session_token), encode(receipt), qos=1
+            )
         for listener in self._receipt_listeners:
             listener(receipt)
 

@@ -26,13 +26,12 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-config_app = typer.Typer(help="Check and show gateway configuration files.",
-                         no_args_is_help=True)
+config_app = typer.Typer(help="Check and show gateway configuration files.", no_args_is_help=True)
 app.add_typer(config_app, name="config")
 
 ConfigOption = Annotated[
     Path | None,
-    typer.Option("--config", "-c", help="Store config YAML (default: the packaged config/store.yaml)."),
+    typer.Option("--config", "-c", help="Store config YAML (default: config/store.yaml)."),
 ]
 
 
@@ -109,8 +108,16 @@ def demo(
     _setup_logging(verbose)
     cfg = _load(config)
     try:
-        result = run_demo(cfg, duration_s=duration, api_port=api_port, as_json=json_output,
-                          seed=seed, data_dir=data_dir, mqtt_port=mqtt_port, out=sys.stdout)
+        result = run_demo(
+            cfg,
+            duration_s=duration,
+            api_port=api_port,
+            as_json=json_output,
+            seed=seed,
+            data_dir=data_dir,
+            mqtt_port=mqtt_port,
+            out=sys.stdout,
+        )
     except (OSError, RuntimeError, TimeoutError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(code=1) from None
@@ -135,11 +142,18 @@ def gateway(
         signal.signal(sig, lambda *_: stop.set())
     gw = Gateway(cfg)
     gw.start()
-    api = ApiServer(create_app(cfg.database.path, store_id=cfg.store_id,
-                               health=lambda: {"ok": gw.link is not None and gw.link.connected,
-                                               "mqtt_connected": gw.link is not None
-                                               and gw.link.connected}),
-                    cfg.api.host, cfg.api.port)
+    api = ApiServer(
+        create_app(
+            cfg.database.path,
+            store_id=cfg.store_id,
+            health=lambda: {
+                "ok": gw.link is not None and gw.link.connected,
+                "mqtt_connected": gw.link is not None and gw.link.connected,
+            },
+        ),
+        cfg.api.host,
+        cfg.api.port,
+    )
     api.start()
     typer.echo(f"gateway for store {cfg.store_id} running; API on {api.url}", err=True)
     stop.wait()

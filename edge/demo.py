@@ -9,6 +9,7 @@ import signal
 import tempfile
 import threading
 import time
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
@@ -65,6 +66,35 @@ def _demo_config(config: GatewayConfig, data_dir: Path, mqtt_port: int | None) -
     return config.model_copy(update={"mqtt": mqtt, "database": database})
 
 
+class _ReceiptBook:
+    """Receipts as they arrive, each judged once the simulator's truth for it is in."""
+
+    def __init__(self, out: TextIO, as_json: bool, sim: StoreSimulator) -> None:
+        self.inbox: queue.Queue[ReceiptMessage] = queue.Queue()
+        self.result = DemoResult()
+        self._out, self._json, self._sim = out, as_json, sim
+        self._pending: dict[str, ReceiptMessage] = {}
+        self._reported: set[str] = set()
+
+    def drain(self, timeout: float, final: bool = False) -> None:
+        try:
+            receipt = self.inbox.get(timeout=timeout)
+            self._pending[receipt.session_token] = receipt
+        except queue.Empty:
+            pass
+        truths = {t.token: t for t in self._sim.truths()}
+        for token in list(self._pending):
+            if token in truths or final:
+                _report_receipt(
+                    self._out, self._json, self._pending.pop(token), truths.get(token), self.result
+                )
+                self._reported.add(token)
+
+    def complete(self) -> bool:
+        done = {t.token for t in self._sim.truths()}
+        return done <= self._reported and self.inbox.empty()
+
+
 def run_demo(
     config: GatewayConfig,
     *,
@@ -76,85 +106,100 @@ def run_demo(
     mqtt_port: int | None = None,
     out: TextIO,
 ) -> DemoResult:
-    tmp = None
-    if data_dir is None:
-        tmp = tempfile.TemporaryDirectory(prefix="storeedge-demo-")
-        data_dir = Path(tmp.name)
-    config = _demo_config(config, data_dir, mqtt_port)
-    stop = threading.Event()
+    with tempfile.TemporaryDirectory(prefix="storeedge-demo-") as tmp:
+        config = _demo_config(config, data_dir or Path(tmp), mqtt_port)
+        stop = threading.Event()
 
-    def _on_signal(signum: int, _frame: FrameType | None) -> None:
-        log.info("signal %d: shutting down", signum)
-        stop.set()
+        def _on_signal(signum: int, _frame: FrameType | None) -> None:
+            log.info("signal %d: shutting down", signum)
+            stop.set()
 
-    previous = {s: signal.signal(s, _on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
-    gateway = Gateway(config)
-    receipts: queue.Queue[ReceiptMessage] = queue.Queue()
-    gateway.add_receipt_listener(receipts.put)
-    result = DemoResult()
+        previous = {s: signal.signal(s, _on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            with ExitStack() as stack:
+                return _run(config, stack, stop, duration_s, api_port, as_json, seed, out)
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+
+def _run(
+    config: GatewayConfig,
+    stack: ExitStack,
+    stop: threading.Event,
+    duration_s: float | None,
+    api_port: int,
+    as_json: bool,
+    seed: int,
+    out: TextIO,
+) -> DemoResult:
     started = time.monotonic()
-    try:
-        gateway.start()
-        if not gateway.link or not gateway.link.wait_connected(15):
-            raise RuntimeError("gateway could not connect to its MQTT broker")
-        host, port = gateway.mqtt_address
-        api = ApiServer(create_app(config.database.path, store_id=config.store_id,
-                                   health=lambda: {"mqtt_connected": gateway.link is not None
-                                                   and gateway.link.connected}),
-                        config.api.host, api_port)
-        api.start()
-        _emit(out, as_json, {"type": "started", "mqtt": f"mqtt://{host}:{port}",
-                             "api": api.url, "store_id": config.store_id},
-              f"storeedge demo: store {config.store_id}, MQTT mqtt://{host}:{port}, "
-              f"API and live page {api.url}/ (Ctrl-C to stop)")
-        gates = {g.direction: g.device_id for g in config.gates}
-        sim = StoreSimulator(gateway.planogram, config.store_id, host, port,
-                             entry_gate=gates["entry"], exit_gate=gates["exit"], seed=seed)
-        sim.start()
-        sim_thread = threading.Thread(target=sim.run, args=(stop,), name="store-sim",
-                                      daemon=True)
-        sim_thread.start()
-        pending: dict[str, ReceiptMessage] = {}
-        reported: set[str] = set()
-
-        def drain(timeout: float, final: bool = False) -> None:
-            try:
-                receipt = receipts.get(timeout=timeout)
-                pending[receipt.session_token] = receipt
-            except queue.Empty:
-                pass
-            truths = {t.token: t for t in sim.ground_truth}
-            for token in list(pending):
-                if token in truths or final:
-                    _report_receipt(out, as_json, pending.pop(token), truths.get(token), result)
-                    reported.add(token)
-
-        while not stop.is_set():
-            if duration_s is not None and time.monotonic() - started >= duration_s:
-                stop.set()
-                break
-            drain(0.2)
-        sim_thread.join(timeout=60)
-        deadline = time.monotonic() + RECEIPT_GRACE_S
-        while time.monotonic() < deadline:
-            if {t.token for t in sim.ground_truth} <= reported and receipts.empty():
-                break
-            drain(0.2)
-        drain(0, final=True)
-        result.shoppers = len(sim.ground_truth)
-        result.dead_letters = gateway.store.dead_letter_count()
-        sim.stop()
-        api.stop()
-    finally:
-        gateway.stop()
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-        if tmp is not None:
-            tmp.cleanup()
+    gateway = Gateway(config)
+    gateway.start()
+    stack.callback(gateway.stop)
+    if not gateway.link or not gateway.link.wait_connected(15):
+        raise RuntimeError("gateway could not connect to its MQTT broker")
+    link = gateway.link
+    host, port = gateway.mqtt_address
+    api = ApiServer(
+        create_app(
+            config.database.path,
+            store_id=config.store_id,
+            health=lambda: {"ok": link.connected, "mqtt_connected": link.connected},
+        ),
+        config.api.host,
+        api_port,
+    )
+    api.start()
+    stack.callback(api.stop)
+    _emit(
+        out,
+        as_json,
+        {
+            "type": "started",
+            "mqtt": f"mqtt://{host}:{port}",
+            "api": api.url,
+            "store_id": config.store_id,
+        },
+        f"storeedge demo: store {config.store_id}, MQTT mqtt://{host}:{port}, "
+        f"API and live page {api.url}/ (Ctrl-C to stop)",
+    )
+    gates = {g.direction: g.device_id for g in config.gates}
+    sim = StoreSimulator(
+        gateway.planogram,
+        config.store_id,
+        host,
+        port,
+        entry_gate=gates["entry"],
+        exit_gate=gates["exit"],
+        seed=seed,
+    )
+    sim.start()
+    stack.callback(sim.stop)
+    book = _ReceiptBook(out, as_json, sim)
+    gateway.add_receipt_listener(book.inbox.put)
+    sim_thread = threading.Thread(target=sim.run, args=(stop,), name="store-sim", daemon=True)
+    sim_thread.start()
+    while not stop.is_set():
+        if duration_s is not None and time.monotonic() - started >= duration_s:
+            stop.set()
+        book.drain(0.2)
+    sim_thread.join(timeout=60)  # the shopper in the store finishes their visit
+    deadline = time.monotonic() + RECEIPT_GRACE_S
+    while not book.complete() and time.monotonic() < deadline:
+        book.drain(0.2)
+    book.drain(0, final=True)
+    result = book.result
+    result.shoppers = len(sim.truths())
+    result.dead_letters = gateway.dispatcher.counts["dead_letters"]
     summary = result.summary(time.monotonic() - started)
-    _emit(out, as_json, summary,
-          f"{result.shoppers} shoppers, {result.receipts} receipts, "
-          f"{result.receipts_correct} correct, {result.dead_letters} dead letters")
+    _emit(
+        out,
+        as_json,
+        summary,
+        f"{result.shoppers} shoppers, {result.receipts} receipts, "
+        f"{result.receipts_correct} correct, {result.dead_letters} dead letters",
+    )
     return result
 
 
@@ -172,9 +217,13 @@ def _report_receipt(
     body = {"type": "receipt", "correct": correct, **receipt.model_dump()}
     lines = ", ".join(f"{ln.quantity} x {ln.name}" for ln in receipt.lines) or "(empty)"
     total = f"{receipt.total_minor // 100}.{receipt.total_minor % 100:02d} {receipt.currency}"
-    _emit(out, as_json, body,
-          f"receipt {receipt.receipt_id} for {receipt.session_token}: {lines} = {total} "
-          f"[{'correct' if correct else 'WRONG'}]")
+    _emit(
+        out,
+        as_json,
+        body,
+        f"receipt {receipt.receipt_id} for {receipt.session_token}: {lines} = {total} "
+        f"[{'correct' if correct else 'WRONG'}]",
+    )
 
 
 def _emit(out: TextIO, as_json: bool, body: dict[str, Any], text: str) -> None:

@@ -12,8 +12,7 @@ from fastapi import FastAPI
 class ApiServer:
     def __init__(self, app: FastAPI, host: str, port: int) -> None:
         self.host, self.port = host, port
-        config = uvicorn.Config(app, host=host, port=port, log_level="warning",
-                                lifespan="off")
+        config = uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="off")
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._server.run, name="api", daemon=True)
 

@@ -88,29 +88,54 @@ class CheckoutEngine:
             or best.likelihood < MIN_LIKELIHOOD
             or best.confidence < self._inference.min_confidence
         ):
-            self.store.record_event("review_needed", event.end_ms, event.device_id, None,
-                                    {**body, "why": "weak product hypothesis"})
+            self.store.record_event(
+                "review_needed",
+                event.end_ms,
+                event.device_id,
+                None,
+                {**body, "why": "weak product hypothesis"},
+            )
             return
         sessions = self.store.open_sessions()
         if not sessions:
-            self.store.record_event("unattributed_change", event.end_ms, event.device_id, None,
-                                    body)
+            self.store.record_event(
+                "unattributed_change", event.end_ms, event.device_id, None, body
+            )
             return
         if len(sessions) > 1:
-            self.store.record_event("review_needed", event.end_ms, event.device_id, None,
-                                    {**body, "why": "several shoppers in the store",
-                                     "sessions": [s["token"] for s in sessions]})
+            self.store.record_event(
+                "review_needed",
+                event.end_ms,
+                event.device_id,
+                None,
+                {
+                    **body,
+                    "why": "several shoppers in the store",
+                    "sessions": [s["token"] for s in sessions],
+                },
+            )
             return
         token = sessions[0]["token"]
         taken = event.delta_g < 0
         delta = best.quantity if taken else -best.quantity
         if not taken and self.store.cart(token).get(best.barcode, 0) < best.quantity:
-            self.store.record_event("putback_not_in_cart", event.end_ms, event.device_id, token,
-                                    body)
+            self.store.record_event(
+                "putback_not_in_cart", event.end_ms, event.device_id, token, body
+            )
             return
-        self.store.change_cart(token, best.barcode, delta, event.end_ms, event.device_id,
-                               {**body, "barcode": best.barcode, "quantity": best.quantity,
-                                "pick_to_cart_ms": self._clock_ms() - event.end_ms})
+        self.store.change_cart(
+            token,
+            best.barcode,
+            delta,
+            event.end_ms,
+            event.device_id,
+            {
+                **body,
+                "barcode": best.barcode,
+                "quantity": best.quantity,
+                "pick_to_cart_ms": self._clock_ms() - event.end_ms,
+            },
+        )
 
     # ------------------------------------------------------------------ gates
 
@@ -169,12 +194,22 @@ class CheckoutEngine:
             exited_ts=pending.ts_ms,
             issued_ts=issued,
         )
-        log.info("receipt %s for %s: %d lines, total %d %s (exit to receipt %d ms)",
-                 receipt_id, pending.token, len(rows), message.total_minor,
-                 message.currency, issued - pending.ts_ms)
+        log.info(
+            "receipt %s for %s: %d lines, total %d %s (exit to receipt %d ms)",
+            receipt_id,
+            pending.token,
+            len(rows),
+            message.total_minor,
+            message.currency,
+            issued - pending.ts_ms,
+        )
         self._on_receipt(message)
 
 
 def _hyp_json(h: Hypothesis) -> dict[str, object]:
-    return {"barcode": h.barcode, "quantity": h.quantity,
-            "likelihood": round(h.likelihood, 4), "confidence": round(h.confidence, 4)}
+    return {
+        "barcode": h.barcode,
+        "quantity": h.quantity,
+        "likelihood": round(h.likelihood, 4),
+        "confidence": round(h.confidence, 4),
+    }

@@ -12,7 +12,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Mapping
 
-from devices.protocol import INBOUND, DecodeError, Inbound, MessageKind, decode
+from devices.protocol import INBOUND, DecodeError, Inbound, MessageKind, decode, is_gateway_topic
 from edge.ingest.dedupe import SeqTracker, SeqVerdict
 from edge.store.repo import Store
 
@@ -51,6 +51,9 @@ class Dispatcher:
 
     def dispatch(self, topic: str, payload: bytes) -> bool:
         """Handle one message; False when it went to the dead letters or was a duplicate."""
+        if is_gateway_topic(topic):
+            self.counts["own"] += 1  # our own state and receipts echo back: not device data
+            return False
         self.counts["received"] += 1
         try:
             inbound = decode(topic, payload)

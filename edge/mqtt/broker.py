@@ -38,8 +38,7 @@ class EmbeddedBroker:
         self.port = port if port else free_port(host)
         self._loop = asyncio.new_event_loop()
         self._broker: Broker | None = None
-        self._thread = threading.Thread(target=self._loop.run_forever, name="amqtt",
-                                        daemon=True)
+        self._thread = threading.Thread(target=self._loop.run_forever, name="amqtt", daemon=True)
 
     @property
     def url(self) -> str:

@@ -81,7 +81,7 @@ class MqttLink:
 
     @staticmethod
     def _state(state: str) -> bytes:
-        return encode(DeviceState(seq=0, ts=int(time.time() * 1000), state=state))  # type: ignore[arg-type]
+        return encode(DeviceState(seq=0, ts=int(time.time() * 1000), state=state))
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -93,15 +93,17 @@ class MqttLink:
         return self._connected.wait(timeout)
 
     def start(self) -> None:
-        self._supervisor = threading.Thread(target=self._supervise, name="mqtt-supervisor",
-                                            daemon=True)
+        self._supervisor = threading.Thread(
+            target=self._supervise, name="mqtt-supervisor", daemon=True
+        )
         self._supervisor.start()
 
     def stop(self) -> None:
         self._stop.set()
         if self._connected.is_set():
-            info = self.client.publish(self._state_topic, self._state("offline"), qos=1,
-                                       retain=True)
+            info = self.client.publish(
+                self._state_topic, self._state("offline"), qos=1, retain=True
+            )
             info.wait_for_publish(timeout=2)
         self.client.disconnect()
         if self._net_thread is not None:
@@ -131,8 +133,12 @@ class MqttLink:
         try:
             self.client.connect(self.host, self.port, keepalive=self._keepalive)
         except (OSError, mqtt.WebsocketConnectionError) as exc:
-            log.warning("MQTT broker %s:%d unreachable (%s); retrying", self.host, self.port,
-                        exc.strerror if isinstance(exc, OSError) and exc.strerror else exc)
+            log.warning(
+                "MQTT broker %s:%d unreachable (%s); retrying",
+                self.host,
+                self.port,
+                exc.strerror if isinstance(exc, OSError) and exc.strerror else exc,
+            )
             return False
         return True
 
@@ -147,8 +153,9 @@ class MqttLink:
 
     # ------------------------------------------------------------------ callbacks
 
-    def _on_connect(self, client: mqtt.Client, _u: Any, _f: Any, rc: ReasonCode,
-                    _p: Any = None) -> None:
+    def _on_connect(
+        self, client: mqtt.Client, _u: Any, _f: Any, rc: ReasonCode, _p: Any = None
+    ) -> None:
         if rc.is_failure:
             log.error("MQTT broker %s:%d refused the connection: %s", self.host, self.port, rc)
             return
@@ -158,8 +165,9 @@ class MqttLink:
         self._connected.set()
         log.info("connected to MQTT broker %s:%d", self.host, self.port)
 
-    def _on_disconnect(self, _c: mqtt.Client, _u: Any, _f: Any, rc: ReasonCode,
-                       _p: Any = None) -> None:
+    def _on_disconnect(
+        self, _c: mqtt.Client, _u: Any, _f: Any, rc: ReasonCode, _p: Any = None
+    ) -> None:
         self._connected.clear()
         if not self._stop.is_set():
             log.warning("disconnected from MQTT broker (%s); reconnecting", rc)

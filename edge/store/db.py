@@ -64,8 +64,7 @@ def migrate(db: sqlite_utils.Database) -> list[int]:
             for statement in _statements(sql):
                 conn.execute(statement)
             conn.execute(
-                "INSERT INTO schema_migrations (version, name, applied_ms) "
-                "VALUES (?, ?, ?)",
+                "INSERT INTO schema_migrations (version, name, applied_ms) VALUES (?, ?, ?)",
                 (number, name, int(time.time() * 1000)),
             )
         except BaseException:

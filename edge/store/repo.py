@@ -125,9 +125,7 @@ class Store:
             " ORDER BY id DESC LIMIT ?",
             (limit,),
         )
-        return [
-            {**r, "payload": bytes(r["payload"]).decode("utf-8", "replace")} for r in rows
-        ]
+        return [{**r, "payload": bytes(r["payload"]).decode("utf-8", "replace")} for r in rows]
 
     def dead_letter_count(self) -> int:
         return int(self.db.execute("SELECT count(*) FROM dead_letters").fetchone()[0])
@@ -273,8 +271,7 @@ class Store:
         where, params = ("WHERE session_token = ?", (token, limit)) if token else ("", (limit,))
         receipts = list(
             self.db.query(
-                f"SELECT * FROM receipts {where} ORDER BY issued_ms DESC, receipt_id DESC"
-                " LIMIT ?",
+                f"SELECT * FROM receipts {where} ORDER BY issued_ms DESC, receipt_id DESC LIMIT ?",
                 params,
             )
         )
@@ -289,11 +286,13 @@ class Store:
         return receipts
 
     def receipt(self, receipt_id: str) -> dict[str, Any] | None:
-        rows = list(self.db.query("SELECT session_token FROM receipts WHERE receipt_id = ?",
-                                  (receipt_id,)))
+        rows = list(
+            self.db.query("SELECT session_token FROM receipts WHERE receipt_id = ?", (receipt_id,))
+        )
         if not rows:
             return None
         return next(
-            r for r in self.receipts(token=rows[0]["session_token"])
+            r
+            for r in self.receipts(token=rows[0]["session_token"])
             if r["receipt_id"] == receipt_id
         )

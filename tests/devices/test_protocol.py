@@ -55,12 +55,16 @@ def test_decode_weight_batch():
 
 
 def test_lenient_on_unknown_keys_strict_on_known_ones():
-    ok = p.decode(p.gate_topic("s", "g"),
-                  b'{"seq": 1, "ts": 5, "direction": "entry", "session_token": "abcd", "x": 1}')
+    ok = p.decode(
+        p.gate_topic("s", "g"),
+        b'{"seq": 1, "ts": 5, "direction": "entry", "session_token": "abcd", "x": 1}',
+    )
     assert ok.message.session_token == "abcd"  # type: ignore[union-attr]
     with pytest.raises(p.DecodeError, match="seq"):
-        p.decode(p.gate_topic("s", "g"),
-                 b'{"seq": -1, "ts": 5, "direction": "entry", "session_token": "abcd"}')
+        p.decode(
+            p.gate_topic("s", "g"),
+            b'{"seq": -1, "ts": 5, "direction": "entry", "session_token": "abcd"}',
+        )
 
 
 @pytest.mark.parametrize(
@@ -69,8 +73,11 @@ def test_lenient_on_unknown_keys_strict_on_known_ones():
         ("storeedge/v1/s/d/telemetry/weight", b"not json", "not JSON"),
         ("storeedge/v1/s/d/telemetry/weight", b"[1, 2]", "JSON object"),
         ("storeedge/v1/s/d/telemetry/weight", b'{"seq": "x", "ts": 1, "samples": [[1]]}', "seq"),
-        ("storeedge/v1/s/d/telemetry/weight", b'{"seq": 1, "ts": 1, "samples": [[1], [1, 2]]}',
-         "same"),
+        (
+            "storeedge/v1/s/d/telemetry/weight",
+            b'{"seq": 1, "ts": 1, "samples": [[1], [1, 2]]}',
+            "same",
+        ),
         ("storeedge/v1/s/d/telemetry/heat", b'{"seq": 1, "ts": 1}', "unknown message type"),
         ("other/v1/s/d/birth", b"{}", "not under"),
         ("storeedge/v1/s/gateway/state", b"{}", "gateway topic"),

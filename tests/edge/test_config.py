@@ -43,8 +43,10 @@ def test_wrong_type_names_the_key(tmp_path):
 
 
 def test_env_overrides_secrets_and_urls(tmp_path):
-    env = {"STOREEDGE_MQTT__BROKER": "mqtt://broker.local:1884",
-           "STOREEDGE_MQTT__PASSWORD": "s3cret"}
+    env = {
+        "STOREEDGE_MQTT__BROKER": "mqtt://broker.local:1884",
+        "STOREEDGE_MQTT__PASSWORD": "s3cret",
+    }
     cfg = load_config(_write(tmp_path, _base()), env=env)
     assert cfg.mqtt.broker_address() == ("broker.local", 1884)
     assert cfg.mqtt.password is not None

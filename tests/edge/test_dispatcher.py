@@ -12,8 +12,9 @@ from edge.store.repo import Store
 @pytest.fixture
 def gateway(tmp_path):
     cfg = load_config(default_config_path(), env={})
-    cfg = cfg.model_copy(update={"database": cfg.database.model_copy(
-        update={"path": tmp_path / "g.db"})})
+    cfg = cfg.model_copy(
+        update={"database": cfg.database.model_copy(update={"path": tmp_path / "g.db"})}
+    )
     gw = Gateway(cfg)
     yield gw
     gw.store.close()
@@ -64,3 +65,10 @@ def test_duplicate_seq_is_dropped(gateway):
     assert not d.dispatch(topic, payload.encode())
     assert d.counts["duplicates"] == 1
     assert [e["kind"] for e in gateway.store.events()] == ["session_open"]
+
+
+def test_the_gateways_own_messages_are_not_dead_letters(gateway):
+    own = p.gateway_state_topic(gateway.config.store_id)
+    assert not gateway.dispatcher.dispatch(own, b'{"seq": 0, "ts": 1, "state": "online"}')
+    assert gateway.store.dead_letter_count() == 0
+    assert gateway.dispatcher.counts["own"] == 1

@@ -1,0 +1,1 @@
+"""Simulated device firmware and the store simulator. Speaks only the wire protocol."""

@@ -1,0 +1,298 @@
+"""The firmware core every simulated device shares: one MQTT connection, birth/death,
+a monotonic sequence number and the command channel (``rebirth`` and friends).
+
+Speaks only :mod:`devices.protocol`: every topic and payload comes from there.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import Any
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+from pydantic import BaseModel, ValidationError
+
+from devices.protocol import (
+    Birth,
+    Command,
+    CommandAck,
+    DeviceState,
+    DeviceType,
+    birth_topic,
+    command_ack_topic,
+    command_filter,
+    command_topic,
+    encode,
+    state_topic,
+)
+
+logger = logging.getLogger(__name__)
+
+#: Seconds between reconnect attempts (paho doubles from min up to max).
+RECONNECT_MIN_S = 1
+RECONNECT_MAX_S = 8
+KEEPALIVE_S = 15
+#: How long stop() waits for the retained offline state to reach the broker.
+_STOP_PUBLISH_WAIT_S = 2.0
+
+
+def now_ms() -> int:
+    """Wall-clock time in milliseconds, as carried in every device message's ``ts``."""
+    return int(time.time() * 1000)
+
+
+class SimDevice:
+    """One simulated device with its own MQTT client.
+
+    On every (re)connect it publishes a :class:`Birth` (``birth_count`` 0, 1, 2, ...),
+    a retained ``online`` :class:`DeviceState` and subscribes to its commands.
+    Its last will is a retained ``offline`` state.
+    """
+
+    def __init__(
+        self,
+        store_id: str,
+        device_id: str,
+        host: str,
+        port: int,
+        *,
+        device_type: DeviceType,
+        username: str | None = None,
+        password: str | None = None,
+        firmware: str = "sim-1.0.0",
+        plates: int = 0,
+    ) -> None:
+        self.store_id = store_id
+        self.device_id = device_id
+        self.host = host
+        self.port = port
+        self.device_type = device_type
+        self.firmware = firmware
+        self.plates = plates
+
+        self._seq_lock = threading.Lock()
+        self._seq = 0
+        self._birth_lock = threading.Lock()
+        self._birth_count = 0  # the count the next connect will announce
+        self._current_birth: int | None = None  # the count of the live connection
+        self._connected = threading.Event()
+        self._last_connect_error: str | None = None
+        self._started = False
+        self._stopping = False
+
+        self._client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=device_id)
+        if username is not None:
+            self._client.username_pw_set(username, password)
+        self._client.reconnect_delay_set(RECONNECT_MIN_S, RECONNECT_MAX_S)
+        self._client.on_pre_connect = self._on_pre_connect
+        self._client.on_connect = self._on_connect
+        self._client.on_connect_fail = self._on_connect_fail
+        self._client.on_disconnect = self._on_disconnect
+        self._client.on_message = self._on_message
+
+    # ------------------------------------------------------------------ basics
+
+    @property
+    def connected(self) -> bool:
+        return self._connected.is_set()
+
+    @property
+    def birth_count(self) -> int | None:
+        """The birth count announced on the live connection (None when offline)."""
+        return self._current_birth
+
+    def next_seq(self) -> int:
+        """The next message sequence number: monotonic, thread-safe, never reset."""
+        with self._seq_lock:
+            seq = self._seq
+            self._seq += 1
+            return seq
+
+    def publish(
+        self, topic: str, message: BaseModel, qos: int = 1, *, retain: bool = False
+    ) -> mqtt.MQTTMessageInfo:
+        """Send one protocol model (JSON wire form) on ``topic``."""
+        return self._client.publish(topic, encode(message), qos=qos, retain=retain)
+
+    def wait_connected(self, timeout: float) -> bool:
+        return self._connected.wait(timeout)
+
+    # ------------------------------------------------------------------ life cycle
+
+    def start(self, timeout: float = 10.0) -> None:
+        """Connect (reconnecting automatically later on) and block until connected."""
+        if self._started:
+            raise RuntimeError(f"device {self.device_id} already started")
+        self._started = True
+        self._client.connect_async(self.host, self.port, keepalive=KEEPALIVE_S)
+        self._client.loop_start()
+        if self._connected.wait(timeout):
+            logger.info("device %s connected to %s:%d", self.device_id, self.host, self.port)
+            return
+        reason = self._last_connect_error or "no answer"
+        self._shutdown_client()
+        raise TimeoutError(
+            f"device {self.device_id} could not connect to MQTT broker "
+            f"{self.host}:{self.port} within {timeout:.1f} s (last error: {reason})"
+        )
+
+    def stop(self) -> None:
+        """Publish the retained offline state, disconnect cleanly and stop the network loop."""
+        if not self._started:
+            return
+        if self.connected:
+            offline = DeviceState(seq=self.next_seq(), ts=now_ms(), state="offline")
+            info = self.publish(state_topic(self.store_id, self.device_id), offline, retain=True)
+            try:
+                info.wait_for_publish(_STOP_PUBLISH_WAIT_S)
+            except (RuntimeError, ValueError) as exc:
+                logger.warning("device %s: offline state not sent: %s", self.device_id, exc)
+        self._shutdown_client()
+        logger.info("device %s stopped", self.device_id)
+
+    def _shutdown_client(self) -> None:
+        self._stopping = True
+        try:
+            self._client.disconnect()
+            self._client.loop_stop()
+        finally:
+            self._connected.clear()
+            self._current_birth = None
+            self._started = False
+            self._stopping = False
+
+    # ------------------------------------------------------------------ birth
+
+    def _set_will(self) -> None:
+        # Every connect gets a will with a fresh seq, so the broker-sent death is never
+        # mistaken for a duplicate of an earlier message.  (Its seq is lower than those
+        # sent during the connection: it was reserved when the connection began.)
+        will = DeviceState(seq=self.next_seq(), ts=now_ms(), state="offline")
+        self._client.will_set(
+            state_topic(self.store_id, self.device_id), encode(will), qos=1, retain=True
+        )
+
+    def send_birth(self) -> Birth:
+        """Publish a Birth carrying the birth count of the live connection."""
+        count = self._current_birth if self._current_birth is not None else self._birth_count
+        birth = Birth(
+            seq=self.next_seq(),
+            ts=now_ms(),
+            device_type=self.device_type,
+            firmware=self.firmware,
+            birth_count=count,
+            plates=self.plates,
+        )
+        self.publish(birth_topic(self.store_id, self.device_id), birth)
+        return birth
+
+    # ------------------------------------------------------------------ paho callbacks
+    # These run on paho's network thread: they must never raise.
+
+    def _on_pre_connect(self, client: mqtt.Client, userdata: Any) -> None:
+        try:
+            self._set_will()
+        except Exception:
+            logger.exception("device %s: cannot set last will", self.device_id)
+
+    def _on_connect(
+        self,
+        client: mqtt.Client,
+        userdata: Any,
+        flags: mqtt.ConnectFlags,
+        reason_code: Any,
+        properties: Any,
+    ) -> None:
+        if reason_code.is_failure:
+            self._last_connect_error = f"connection refused: {reason_code}"
+            logger.warning("device %s: %s", self.device_id, self._last_connect_error)
+            return
+        try:
+            with self._birth_lock:
+                self._current_birth = self._birth_count
+                self._birth_count += 1
+            self.send_birth()
+            online = DeviceState(seq=self.next_seq(), ts=now_ms(), state="online")
+            self.publish(state_topic(self.store_id, self.device_id), online, retain=True)
+            client.subscribe(command_filter(self.store_id, self.device_id), qos=1)
+            self._last_connect_error = None
+            self._connected.set()
+            self.on_online()
+        except Exception:
+            logger.exception("device %s: error while coming online", self.device_id)
+
+    def _on_connect_fail(self, client: mqtt.Client, userdata: Any) -> None:
+        self._last_connect_error = "connection failed (broker unreachable?)"
+        logger.debug("device %s: %s", self.device_id, self._last_connect_error)
+
+    def _on_disconnect(
+        self,
+        client: mqtt.Client,
+        userdata: Any,
+        flags: mqtt.DisconnectFlags,
+        reason_code: Any,
+        properties: Any,
+    ) -> None:
+        was_connected = self._connected.is_set()
+        self._connected.clear()
+        self._current_birth = None
+        if was_connected and not self._stopping:
+            logger.warning(
+                "device %s disconnected (%s); will reconnect", self.device_id, reason_code
+            )
+
+    def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
+        try:
+            self._handle_command_message(msg.topic, bytes(msg.payload))
+        except Exception:
+            logger.exception("device %s: error handling message on %s", self.device_id, msg.topic)
+
+    # ------------------------------------------------------------------ commands
+
+    def on_online(self) -> None:
+        """Hook for subclasses: called on the network thread after each (re)connect."""
+
+    def handle_command(self, name: str, command: Command) -> tuple[bool, str]:
+        """Execute one command; return (ok, detail).  Subclasses may add commands."""
+        if name == "rebirth":
+            self.send_birth()
+            return True, ""
+        return False, f"unknown command {name!r}"
+
+    def _handle_command_message(self, topic: str, payload: bytes) -> None:
+        name = topic.rsplit("/", 1)[-1]
+        if command_topic(self.store_id, self.device_id, name) != topic:
+            logger.warning(
+                "device %s: ignoring message on unexpected topic %s", self.device_id, topic
+            )
+            return
+        try:
+            command = Command.model_validate_json(payload)
+        except ValidationError as exc:
+            logger.warning(
+                "device %s: ignoring malformed command %r: %s",
+                self.device_id,
+                name,
+                exc.errors()[:3],
+            )
+            return
+        try:
+            ok, detail = self.handle_command(name, command)
+        except Exception as exc:
+            logger.exception("device %s: command %r failed", self.device_id, name)
+            ok, detail = False, f"command failed: {exc}"
+        ack = CommandAck(
+            seq=self.next_seq(), ts=now_ms(), cmd_id=command.cmd_id, ok=ok, detail=detail
+        )
+        self.publish(command_ack_topic(self.store_id, self.device_id, name), ack)
+        logger.info(
+            "device %s: command %s (%s) -> ok=%s %s",
+            self.device_id,
+            name,
+            command.cmd_id,
+            ok,
+            detail,
+        )
