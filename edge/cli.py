@@ -28,6 +28,10 @@ app = typer.Typer(
 )
 config_app = typer.Typer(help="Check and show gateway configuration files.", no_args_is_help=True)
 app.add_typer(config_app, name="config")
+bench_app = typer.Typer(
+    help="Benchmarks (numbers for the README, not tests).", no_args_is_help=True
+)
+app.add_typer(bench_app, name="bench")
 
 ConfigOption = Annotated[
     Path | None,
@@ -123,6 +127,75 @@ def demo(
         raise typer.Exit(code=1) from None
     if result.receipts != result.receipts_correct:
         raise typer.Exit(code=3)
+
+
+@bench_app.command("ingest")
+def bench_ingest_cmd(
+    shelves: Annotated[int, typer.Option(help="Simulated shelves.")] = 30,
+    plates: Annotated[int, typer.Option(help="Plates per shelf.")] = 10,
+    seconds: Annotated[float, typer.Option(help="How long to run.")] = 10.0,
+    config: ConfigOption = None,
+) -> None:
+    """Weight telemetry through the live ingest path (decode, dedupe, detect), one thread."""
+    import json  # noqa: PLC0415
+
+    from edge.bench import bench_ingest  # noqa: PLC0415
+
+    _setup_logging(False)
+    result = bench_ingest(_load(config), shelves=shelves, plates=plates, seconds=seconds)
+    typer.echo(json.dumps(result))
+
+
+@app.command()
+def sim(
+    broker: Annotated[str, typer.Option(help="Broker URL, e.g. mqtt://127.0.0.1:1883.")],
+    shoppers: Annotated[int | None, typer.Option(help="Stop after this many shoppers.")] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the store simulator.")] = 0,
+    config: ConfigOption = None,
+) -> None:
+    """Run the simulated store's devices and shoppers against a broker (no gateway).
+
+    Prints each shopper's ground truth as one JSON line.
+    """
+    import json  # noqa: PLC0415
+
+    from devices.layout import load_planogram  # noqa: PLC0415
+    from firmware_sim.store import StoreSimulator  # noqa: PLC0415
+
+    _setup_logging(False)
+    cfg = _load(config)
+    host, port = cfg.mqtt.model_copy(update={"broker": broker}).broker_address()
+    gates = {g.direction: g.device_id for g in cfg.gates}
+    store_sim = StoreSimulator(
+        load_planogram(cfg.planogram),
+        cfg.store_id,
+        host,
+        port,
+        entry_gate=gates["entry"],
+        exit_gate=gates["exit"],
+        seed=seed,
+    )
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    store_sim.start()
+    try:
+        store_sim.run(
+            stop,
+            max_shoppers=shoppers,
+            on_done=lambda t: typer.echo(
+                json.dumps(
+                    {
+                        "type": "truth",
+                        "token": t.token,
+                        "lines": t.lines,
+                        "total_minor": t.total_minor,
+                    }
+                )
+            ),
+        )
+    finally:
+        store_sim.stop()
 
 
 @app.command()
