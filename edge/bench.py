@@ -74,8 +74,8 @@ def bench_ingest(
         start = time.perf_counter()
         while time.perf_counter() - start < seconds:
             gateway.dispatcher.seq = SeqTracker()  # as if every shelf was reborn
-            for topic, payload in messages:
-                gateway.dispatcher.dispatch(topic, payload)
+            for topic, raw in messages:
+                gateway.dispatcher.dispatch(topic, raw)
             done += len(messages)
             rounds += 1
         elapsed = time.perf_counter() - start

@@ -82,6 +82,7 @@ class SimDevice:
         self._last_connect_error: str | None = None
         self._started = False
         self._stopping = False
+        self._online_info: mqtt.MQTTMessageInfo | None = None
 
         self._client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=device_id)
         if username is not None:
@@ -129,7 +130,8 @@ class SimDevice:
         self._started = True
         self._client.connect_async(self.host, self.port, keepalive=KEEPALIVE_S)
         self._client.loop_start()
-        if self._connected.wait(timeout):
+        deadline = time.monotonic() + timeout
+        if self._connected.wait(timeout) and self._online_acknowledged(deadline):
             logger.info("device %s connected to %s:%d", self.device_id, self.host, self.port)
             return
         reason = self._last_connect_error or "no answer"
@@ -152,6 +154,17 @@ class SimDevice:
                 logger.warning("device %s: offline state not sent: %s", self.device_id, exc)
         self._shutdown_client()
         logger.info("device %s stopped", self.device_id)
+
+    def _online_acknowledged(self, deadline: float) -> bool:
+        """Wait until the broker has the retained online state (so start() means online)."""
+        info = self._online_info
+        if info is None:
+            return True
+        try:
+            info.wait_for_publish(max(0.0, deadline - time.monotonic()))
+        except (RuntimeError, ValueError):
+            return False
+        return info.is_published()
 
     def _shutdown_client(self) -> None:
         self._stopping = True
@@ -216,7 +229,9 @@ class SimDevice:
                 self._birth_count += 1
             self.send_birth()
             online = DeviceState(seq=self.next_seq(), ts=now_ms(), state="online")
-            self.publish(state_topic(self.store_id, self.device_id), online, retain=True)
+            self._online_info = self.publish(
+                state_topic(self.store_id, self.device_id), online, retain=True
+            )
             client.subscribe(command_filter(self.store_id, self.device_id), qos=1)
             self._last_connect_error = None
             self._connected.set()
