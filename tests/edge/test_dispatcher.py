@@ -72,3 +72,15 @@ def test_the_gateways_own_messages_are_not_dead_letters(gateway):
     assert not gateway.dispatcher.dispatch(own, b'{"seq": 0, "ts": 1, "state": "online"}')
     assert gateway.store.dead_letter_count() == 0
     assert gateway.dispatcher.counts["own"] == 1
+
+
+def test_a_last_will_with_an_old_seq_is_still_applied(gateway):
+    d = gateway.dispatcher
+    sid = gateway.config.store_id
+    d.dispatch(p.state_topic(sid, "shelf-1"), b'{"seq": 0, "ts": 1, "state": "online"}')
+    for seq in range(1, 5000):  # a long connection: far beyond the dedupe window
+        d.seq.check("shelf-1", seq, seq)
+    # the will was registered at connect time, so it carries the connection's first seq
+    assert d.dispatch(p.state_topic(sid, "shelf-1"), b'{"seq": 0, "ts": 9, "state": "offline"}')
+    [dev] = gateway.store.devices()
+    assert dev["state"] == "offline"
