@@ -21,15 +21,24 @@ class _Strict(BaseModel):
 class Product(_Strict):
     barcode: str = Field(pattern=r"^[0-9A-Za-z-]{1,32}$")
     name: str = Field(min_length=1)
-    unit_weight_g: float = Field(gt=0)
+    unit_weight_g: float = Field(ge=0, description="0 when unknown: weight cannot tell it")
     weight_sd_g: float = Field(default=3.0, ge=0)
     price_minor: int = Field(ge=0, description="price in minor units (cents)")
 
 
 class Plate(_Strict):
     plate: int = Field(ge=0, le=63)
-    barcode: str
-    stock: int = Field(default=0, ge=0, description="units on the plate at start")
+    barcode: str = Field(description="the product placed here")
+    also: tuple[str, ...] = Field(
+        default=(), description="other products that share this plate (real stores mix)"
+    )
+    stock: int = Field(default=0, ge=0, description="units of `barcode` on the plate at start")
+    x: float | None = Field(default=None, description="plate centre on the floor plan, metres")
+    y: float | None = None
+
+    @property
+    def barcodes(self) -> tuple[str, ...]:
+        return (self.barcode, *self.also)
 
 
 class Shelf(_Strict):
@@ -62,11 +71,12 @@ class Planogram(_Strict):
         known = set(barcodes)
         for shelf in self.shelves:
             for plate in shelf.plates:
-                if plate.barcode not in known:
-                    raise ValueError(
-                        f"shelf {shelf.device_id} plate {plate.plate}: "
-                        f"unknown barcode {plate.barcode!r}"
-                    )
+                for barcode in plate.barcodes:
+                    if barcode not in known:
+                        raise ValueError(
+                            f"shelf {shelf.device_id} plate {plate.plate}: "
+                            f"unknown barcode {barcode!r}"
+                        )
         ids = [s.device_id for s in self.shelves]
         if len(ids) != len(set(ids)):
             raise ValueError("shelf device ids repeat")

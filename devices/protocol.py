@@ -53,6 +53,7 @@ class MessageKind(StrEnum):
     STATE = "state"
     WEIGHT = "telemetry/weight"
     GATE = "event/gate"
+    POSITIONS = "telemetry/positions"
     CMD_ACK = "cmd/ack"
 
 
@@ -112,6 +113,23 @@ class GateEvent(_DeviceMessage):
     session_token: str = Field(min_length=4, max_length=128, pattern=r"^[A-Za-z0-9_.:-]+$")
 
 
+class TrackPosition(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    track_id: str = Field(min_length=1, max_length=64)
+    x: float = Field(ge=-1000, le=1000, description="floor plan, metres")
+    y: float = Field(ge=-1000, le=1000)
+    session_token: str | None = Field(
+        default=None, description="set when the tracker knows whose track this is"
+    )
+
+
+class Positions(_DeviceMessage):
+    """Shopper floor positions from a camera tracker (one message per frame or tick)."""
+
+    positions: list[TrackPosition] = Field(max_length=256)
+
+
 class CommandAck(_DeviceMessage):
     cmd_id: str = Field(min_length=1, max_length=64)
     ok: bool
@@ -159,10 +177,11 @@ INBOUND: dict[MessageKind, type[_DeviceMessage]] = {
     MessageKind.STATE: DeviceState,
     MessageKind.WEIGHT: WeightBatch,
     MessageKind.GATE: GateEvent,
+    MessageKind.POSITIONS: Positions,
     MessageKind.CMD_ACK: CommandAck,
 }
 
-DeviceMessage = Birth | DeviceState | WeightBatch | GateEvent | CommandAck
+DeviceMessage = Birth | DeviceState | WeightBatch | GateEvent | Positions | CommandAck
 
 
 # --------------------------------------------------------------------------- topics
@@ -186,6 +205,10 @@ def weight_topic(store_id: str, device_id: str) -> str:
 
 def gate_topic(store_id: str, device_id: str) -> str:
     return f"{_device_base(store_id, device_id)}/{MessageKind.GATE.value}"
+
+
+def positions_topic(store_id: str, device_id: str) -> str:
+    return f"{_device_base(store_id, device_id)}/{MessageKind.POSITIONS.value}"
 
 
 def command_topic(store_id: str, device_id: str, name: str) -> str:

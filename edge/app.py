@@ -12,6 +12,8 @@ import queue
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import Future
+from typing import Any, TypeVar
 
 from devices.layout import Planogram, load_planogram
 from devices.protocol import (
@@ -21,6 +23,7 @@ from devices.protocol import (
     GateEvent,
     Inbound,
     MessageKind,
+    Positions,
     ReceiptMessage,
     WeightBatch,
     encode,
@@ -35,13 +38,19 @@ from edge.mqtt.link import MqttLink, Received
 from edge.store.repo import Store
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 #: How often device counters (last seq, gaps, duplicates) are flushed to SQLite.
 COUNTER_FLUSH_S = 2.0
 
 
 class Gateway:
-    def __init__(self, config: GatewayConfig, planogram: Planogram | None = None) -> None:
+    def __init__(
+        self,
+        config: GatewayConfig,
+        planogram: Planogram | None = None,
+        clock_ms: Callable[[], int] | None = None,
+    ) -> None:
         self.config = config
         self.planogram = planogram or load_planogram(config.planogram)
         self.broker: EmbeddedBroker | None = None
@@ -54,12 +63,16 @@ class Gateway:
             config.detector,
             config.inference,
             on_receipt=self._publish_receipt,
+            association_cfg=config.association,
+            **({"clock_ms": clock_ms} if clock_ms is not None else {}),
         )
         known = {shelf.device_id: "shelf" for shelf in self.planogram.shelves}
         known.update({gate.device_id: "gate" for gate in config.gates})
+        known.update(dict.fromkeys(config.trackers, "camera"))
         self._gate_direction = {gate.device_id: gate.direction for gate in config.gates}
         self.dispatcher = Dispatcher(config.store_id, known, self.handlers(), self.store)
         self.link: MqttLink | None = None
+        self._actions: queue.Queue[tuple[Callable[[], Any], Future[Any]]] = queue.Queue()
         self._stop = threading.Event()
         self._worker = threading.Thread(target=self._work, name="gateway-worker", daemon=True)
 
@@ -71,6 +84,7 @@ class Gateway:
             MessageKind.STATE: self._on_state,
             MessageKind.WEIGHT: self._on_weight,
             MessageKind.GATE: self._on_gate,
+            MessageKind.POSITIONS: self._on_positions,
             MessageKind.CMD_ACK: self._on_cmd_ack,
         }
 
@@ -104,6 +118,14 @@ class Gateway:
             )
         self.engine.on_gate(inbound.device_id, msg.direction, msg.session_token, msg.ts)
 
+    def _on_positions(self, inbound: Inbound) -> None:
+        msg = inbound.message
+        assert isinstance(msg, Positions)
+        if self.dispatcher.known_devices[inbound.device_id] != "camera":
+            raise Rejected(f"{inbound.device_id} is not a camera tracker")
+        for pos in msg.positions:
+            self.engine.on_position(pos.session_token, msg.ts, pos.x, pos.y)
+
     def _on_cmd_ack(self, inbound: Inbound) -> None:
         msg = inbound.message
         assert isinstance(msg, CommandAck)
@@ -127,6 +149,43 @@ class Gateway:
             )
         for listener in self._receipt_listeners:
             listener(receipt)
+
+    # ------------------------------------------------------------------ staff actions
+
+    def call(self, action: Callable[[], T], timeout: float = 10.0) -> T:
+        """Run ``action`` on the worker thread (the only writer) and return its result."""
+        if not self._worker.is_alive():
+            return action()
+        future: Future[T] = Future()
+        self._actions.put((action, future))
+        return future.result(timeout)
+
+    def resolve_review(
+        self,
+        review_id: str,
+        *,
+        barcode: str | None,
+        quantity: int,
+        session_token: str | None,
+        by: str,
+    ) -> dict[str, Any]:
+        return self.call(
+            lambda: self.engine.resolve_review(
+                review_id, barcode=barcode, quantity=quantity, session_token=session_token, by=by
+            )
+        )
+
+    def _run_actions(self) -> None:
+        while True:
+            try:
+                action, future = self._actions.get_nowait()
+            except queue.Empty:
+                return
+            if future.set_running_or_notify_cancel():
+                try:
+                    future.set_result(action())
+                except Exception as exc:  # handed to the caller, who reports it
+                    future.set_exception(exc)
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -154,6 +213,15 @@ class Gateway:
         self._worker.start()
         self.link.start()
 
+    def health(self) -> dict[str, Any]:
+        connected = self.link is not None and self.link.connected
+        return {
+            "ok": connected and self._worker.is_alive(),
+            "mqtt_connected": connected,
+            "worker_alive": self._worker.is_alive(),
+            "open_sessions": len(self.engine.open_sessions),
+        }
+
     @property
     def mqtt_address(self) -> tuple[str, int]:
         if self.link is None:
@@ -178,6 +246,7 @@ class Gateway:
             except queue.Empty:
                 received = None
             try:
+                self._run_actions()
                 if received is None:
                     self.engine.poll()
                 else:

@@ -204,8 +204,7 @@ def gateway(
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Debug logging.")] = False,
 ) -> None:
     """Run the gateway alone against the configured broker (production)."""
-    from edge.api.app import create_app  # noqa: PLC0415
-    from edge.api.server import ApiServer  # noqa: PLC0415
+    from edge.api.server import serve_gateway  # noqa: PLC0415
     from edge.app import Gateway  # noqa: PLC0415
 
     _setup_logging(verbose)
@@ -215,19 +214,8 @@ def gateway(
         signal.signal(sig, lambda *_: stop.set())
     gw = Gateway(cfg)
     gw.start()
-    api = ApiServer(
-        create_app(
-            cfg.database.path,
-            store_id=cfg.store_id,
-            health=lambda: {
-                "ok": gw.link is not None and gw.link.connected,
-                "mqtt_connected": gw.link is not None and gw.link.connected,
-            },
-        ),
-        cfg.api.host,
-        cfg.api.port,
-    )
-    api.start()
+    token = cfg.api.staff_token.get_secret_value() if cfg.api.staff_token else None
+    api = serve_gateway(gw, cfg.api.host, cfg.api.port, token)
     typer.echo(f"gateway for store {cfg.store_id} running; API on {api.url}", err=True)
     stop.wait()
     api.stop()

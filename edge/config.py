@@ -68,6 +68,11 @@ class DatabaseConfig(_Strict):
 class ApiConfig(_Strict):
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=0, le=65535)
+    staff_token: SecretStr | None = Field(
+        default=None,
+        description="bearer token for staff actions (set STOREEDGE_API__STAFF_TOKEN); "
+        "without one, staff actions are refused",
+    )
 
 
 class DetectorConfig(_Strict):
@@ -76,11 +81,32 @@ class DetectorConfig(_Strict):
     settle_samples: int = Field(default=18, ge=3, description="samples that must agree")
     settle_sd_g: float = Field(default=4.0, gt=0, description="max spread of a settled plate")
     min_delta_g: float = Field(default=12.0, gt=0, description="smallest change reported")
+    neighbour_plates: int = Field(
+        default=1, ge=0, description="changes on plates this close merge into one shelf event"
+    )
 
 
 class InferenceConfig(_Strict):
     max_quantity: int = Field(default=6, ge=1, le=50)
-    min_confidence: float = Field(default=0.3, ge=0, le=1)
+    min_confidence: float = Field(
+        default=0.6, ge=0, le=1, description="below this share of likelihood: review"
+    )
+    neighbour_prior: float = Field(
+        default=0.2, ge=0, le=1, description="prior of products on neighbouring plates"
+    )
+    shelf_prior: float = Field(
+        default=0.02, ge=0, le=1, description="prior of other products on the same shelf"
+    )
+
+
+class AssociationConfig(_Strict):
+    """Which shopper made a shelf event: the nearest tracked one, if clearly nearest."""
+
+    reach_m: float = Field(default=1.6, gt=0, description="farther than this: nobody")
+    margin_m: float = Field(
+        default=0.3, ge=0, description="runner-up closer than best + margin: review"
+    )
+    window_ms: int = Field(default=1000, ge=0, description="positions this far around the event")
 
 
 class GateConfig(_Strict):
@@ -92,11 +118,15 @@ class GatewayConfig(_Strict):
     store_id: DeviceId
     planogram: Path = Field(description="planogram YAML, relative to the config file")
     gates: list[GateConfig] = Field(min_length=1)
+    trackers: list[DeviceId] = Field(
+        default_factory=list, description="camera trackers publishing shopper positions"
+    )
     mqtt: MqttConfig = MqttConfig()
     database: DatabaseConfig = DatabaseConfig()
     api: ApiConfig = ApiConfig()
     detector: DetectorConfig = DetectorConfig()
     inference: InferenceConfig = InferenceConfig()
+    association: AssociationConfig = AssociationConfig()
 
 
 class ConfigError(ValueError):

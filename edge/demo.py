@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import queue
+import secrets
 import signal
 import tempfile
 import threading
@@ -16,8 +17,7 @@ from types import FrameType
 from typing import Any, TextIO
 
 from devices.protocol import ReceiptMessage
-from edge.api.app import create_app
-from edge.api.server import ApiServer
+from edge.api.server import serve_gateway
 from edge.app import Gateway
 from edge.config import GatewayConfig
 from edge.mqtt.broker import free_port, port_is_free
@@ -139,18 +139,10 @@ def _run(
     stack.callback(gateway.stop)
     if not gateway.link or not gateway.link.wait_connected(15):
         raise RuntimeError("gateway could not connect to its MQTT broker")
-    link = gateway.link
     host, port = gateway.mqtt_address
-    api = ApiServer(
-        create_app(
-            config.database.path,
-            store_id=config.store_id,
-            health=lambda: {"ok": link.connected, "mqtt_connected": link.connected},
-        ),
-        config.api.host,
-        api_port,
-    )
-    api.start()
+    configured = config.api.staff_token
+    staff_token = configured.get_secret_value() if configured else secrets.token_urlsafe(16)
+    api = serve_gateway(gateway, config.api.host, api_port, staff_token)
     stack.callback(api.stop)
     _emit(
         out,
@@ -158,6 +150,7 @@ def _run(
         {
             "type": "started",
             "mqtt": f"mqtt://{host}:{port}",
+            "staff_token": staff_token,
             "api": api.url,
             "store_id": config.store_id,
         },

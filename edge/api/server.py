@@ -8,6 +8,9 @@ import time
 import uvicorn
 from fastapi import FastAPI
 
+from edge.api.app import create_app
+from edge.app import Gateway
+
 
 class ApiServer:
     def __init__(self, app: FastAPI, host: str, port: int) -> None:
@@ -33,3 +36,18 @@ class ApiServer:
     def stop(self) -> None:
         self._server.should_exit = True
         self._thread.join(timeout=10)
+
+
+def serve_gateway(gateway: Gateway, host: str, port: int, staff_token: str | None) -> ApiServer:
+    """The API of a running gateway: reads from its database, staff actions through it."""
+    config = gateway.config
+    app = create_app(
+        config.database.path,
+        store_id=config.store_id,
+        health=gateway.health,
+        actions=gateway,
+        staff_token=staff_token,
+    )
+    server = ApiServer(app, host, port)
+    server.start()
+    return server

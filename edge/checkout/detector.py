@@ -70,22 +70,92 @@ def _mean_sd(values: deque[float]) -> tuple[float, float]:
     return mean, math.sqrt(var)
 
 
+@dataclass(frozen=True, slots=True)
+class ShelfEvent:
+    """Settled changes on neighbouring plates of one shelf that happened together."""
+
+    device_id: str
+    plates: tuple[int, ...]
+    deltas_g: tuple[float, ...]  # per plate, same order
+    start_ms: int
+    end_ms: int
+
+    @property
+    def delta_g(self) -> float:
+        return sum(self.deltas_g)
+
+
+#: Plate changes that settle this close together belong to one item.
+GROUP_WINDOW_MS = 450
+
+
 class ShelfDetector:
-    """The plates of one shelf."""
+    """The plates of one shelf, and the grouping of their changes into shelf events.
+
+    A plate change waits until its neighbouring plates are still, then it is
+    merged with the changes of neighbouring plates that settled at about the
+    same time (an item lying across plates); changes that cancel out (an item
+    moved between neighbouring plates) disappear.
+    """
 
     def __init__(self, device_id: str, plates: int, cfg: DetectorConfig) -> None:
         self.device_id = device_id
         self.plates = [PlateDetector(device_id, i, cfg) for i in range(plates)]
+        self._neighbours = cfg.neighbour_plates
+        self._min_delta = cfg.min_delta_g
+        self._pending: list[WeightEvent] = []
 
     @property
     def in_motion(self) -> bool:
-        return any(p.in_motion for p in self.plates)
+        return bool(self._pending) or any(p.in_motion for p in self.plates)
 
-    def feed(self, samples: list[list[float]], ts_ms: int, rate_hz: int) -> list[WeightEvent]:
+    def feed(self, samples: list[list[float]], ts_ms: int, rate_hz: int) -> list[ShelfEvent]:
         period_ms = 1000.0 / rate_hz
-        events = []
         for detector, plate_samples in zip(self.plates, samples, strict=False):
             event = detector.feed(plate_samples, ts_ms, period_ms)
             if event is not None:
-                events.append(event)
-        return events
+                self._pending.append(event)
+        return self._flush() if self._pending else []
+
+    def _moving_near(self, plate: int) -> bool:
+        lo, hi = (
+            max(0, plate - self._neighbours),
+            min(len(self.plates), plate + self._neighbours + 1),
+        )
+        return any(self.plates[i].in_motion for i in range(lo, hi))
+
+    def _flush(self) -> list[ShelfEvent]:
+        groups: list[list[WeightEvent]] = []
+        for event in sorted(self._pending, key=lambda e: (e.end_ms, e.plate)):
+            for group in groups:
+                if any(
+                    abs(event.plate - other.plate) <= self._neighbours
+                    and abs(event.end_ms - other.end_ms) <= GROUP_WINDOW_MS
+                    for other in group
+                ):
+                    group.append(event)
+                    break
+            else:
+                groups.append([event])
+        out: list[ShelfEvent] = []
+        for group in groups:
+            if any(self._moving_near(e.plate) for e in group):
+                continue
+            for e in group:
+                self._pending.remove(e)
+            per_plate: dict[int, float] = {}
+            for e in group:
+                per_plate[e.plate] = per_plate.get(e.plate, 0.0) + e.delta_g
+            if abs(sum(per_plate.values())) < self._min_delta:
+                continue  # moved between plates, or a touch that came back
+            plates = tuple(sorted(per_plate))
+            out.append(
+                ShelfEvent(
+                    self.device_id,
+                    plates,
+                    tuple(per_plate[p] for p in plates),
+                    min(e.start_ms for e in group),
+                    max(e.end_ms for e in group),
+                )
+            )
+        return out

@@ -1,10 +1,11 @@
-"""The checkout engine: weight events to carts, gates to sessions and receipts.
+"""The checkout engine: shelf events to carts, gates to sessions and receipts.
 
 Runs on the gateway's single worker thread; all its state changes go through
-:class:`edge.store.repo.Store`.  Shopper association in this first version
-uses gate events only: a pick belongs to the one shopper in the store.  When
-several shoppers are in, or the best product hypothesis is weak, the event is
-recorded for review instead of going silently into a cart.
+:class:`edge.store.repo.Store`.  For each shelf event it decides *who*
+(the shopper tracked nearest the changed plates, or the only shopper in the
+store when there are no positions) and *what* (product and quantity from the
+live planogram and the weights).  When either answer is unclear the event goes
+to the review queue with its candidates instead of silently into a cart.
 """
 
 from __future__ import annotations
@@ -12,22 +13,31 @@ from __future__ import annotations
 import logging
 import math
 import time
+from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
-from devices.layout import Planogram
+from devices.layout import Planogram, Product
 from devices.protocol import ReceiptLine, ReceiptMessage
-from edge.checkout.detector import ShelfDetector, WeightEvent
+from edge.checkout.detector import ShelfDetector, ShelfEvent
 from edge.checkout.inference import Hypothesis, infer
-from edge.config import DetectorConfig, InferenceConfig
+from edge.checkout.positions import PositionBook, distance
+from edge.config import AssociationConfig, DetectorConfig, InferenceConfig
 from edge.store.repo import ReceiptRow, Store
 
 log = logging.getLogger(__name__)
 
 #: Below this likelihood (a residual beyond 4 sigma) no hypothesis is trusted.
 MIN_LIKELIHOOD = math.exp(-0.5 * 4.0**2)
-#: How long a receipt may wait for shelves still in motion at exit.
+#: How long a receipt may wait for shelves near the shopper still in motion at exit.
 EXIT_SETTLE_WAIT_MS = 1500
+#: A product put back somewhere it is not placed is this likely a priori.
+WRONG_PLACE_PRIOR = 0.3
+#: How many latency samples are kept for the benchmark figures.
+LATENCY_SAMPLES = 100_000
+
+PlateKey = tuple[str, int]
 
 
 @dataclass(slots=True)
@@ -38,6 +48,19 @@ class _PendingExit:
     deadline_ms: int
 
 
+@dataclass
+class Latencies:
+    pick_to_cart_ms: deque[int] = field(default_factory=lambda: deque(maxlen=LATENCY_SAMPLES))
+    exit_to_receipt_ms: deque[int] = field(default_factory=lambda: deque(maxlen=LATENCY_SAMPLES))
+
+
+@dataclass(frozen=True, slots=True)
+class Attribution:
+    token: str | None
+    shoppers: list[dict[str, Any]]  # the ranked candidates, for the review queue
+    problem: str | None  # why nobody could be chosen
+
+
 class CheckoutEngine:
     def __init__(
         self,
@@ -46,136 +69,236 @@ class CheckoutEngine:
         detector_cfg: DetectorConfig,
         inference_cfg: InferenceConfig,
         on_receipt: Callable[[ReceiptMessage], None],
+        association_cfg: AssociationConfig | None = None,
         clock_ms: Callable[[], int] = lambda: int(time.time() * 1000),
     ) -> None:
         self.planogram = planogram
         self.store = store
         self._inference = inference_cfg
+        self._association = association_cfg or AssociationConfig()
+        self._neighbours = detector_cfg.neighbour_plates
         self._on_receipt = on_receipt
-        self._clock_ms = clock_ms
+        self.clock_ms = clock_ms
+        self.positions = PositionBook()
+        self.latencies = Latencies()
+        self._products = {p.barcode: p for p in planogram.products}
         self.shelves = {
             shelf.device_id: ShelfDetector(shelf.device_id, shelf.plate_count, detector_cfg)
             for shelf in planogram.shelves
         }
-        self._plate_products = {
-            (shelf.device_id, plate.plate): [planogram.product(plate.barcode)]
+        #: The live planogram: products seen on each plate (put-backs elsewhere add to it).
+        self.plate_products: dict[PlateKey, list[str]] = {
+            (shelf.device_id, plate.plate): list(plate.barcodes)
             for shelf in planogram.shelves
             for plate in shelf.plates
         }
+        self._plate_xy = {
+            (shelf.device_id, plate.plate): (plate.x, plate.y)
+            for shelf in planogram.shelves
+            for plate in shelf.plates
+            if plate.x is not None and plate.y is not None
+        }
+        self._shelf_products = {
+            shelf.device_id: sorted({b for plate in shelf.plates for b in plate.barcodes})
+            for shelf in planogram.shelves
+        }
+        self.open_sessions: set[str] = {s["token"] for s in store.open_sessions()}
         self._pending_exits: list[_PendingExit] = []
 
-    # ------------------------------------------------------------------ weight
+    # ------------------------------------------------------------------ inputs
 
     def on_weight(self, device_id: str, samples: list[list[float]], ts_ms: int, rate: int) -> None:
-        shelf = self.shelves[device_id]
-        for event in shelf.feed(samples, ts_ms, rate):
-            self._on_weight_event(event)
+        for event in self.shelves[device_id].feed(samples, ts_ms, rate):
+            self._on_shelf_event(event)
         self.poll()
 
-    def _on_weight_event(self, event: WeightEvent) -> None:
-        candidates = self._plate_products.get((event.device_id, event.plate), [])
+    def on_position(self, token: str | None, ts_ms: int, x: float, y: float) -> None:
+        if token is not None and token not in self.open_sessions:
+            return  # a track of someone who has left (or never checked in)
+        self.positions.add(token, ts_ms, x, y)
+
+    # ------------------------------------------------------------------ shelf events
+
+    def _on_shelf_event(self, event: ShelfEvent) -> None:
+        who = self._attribute(event)
+        candidates = self._candidates(event, who.token)
         hypotheses = infer(event.delta_g, candidates, self._inference.max_quantity)
-        body = {
-            "plate": event.plate,
+        body: dict[str, Any] = {
+            "plates": list(event.plates),
             "delta_g": round(event.delta_g, 1),
             "start_ms": event.start_ms,
             "end_ms": event.end_ms,
             "candidates": [_hyp_json(h) for h in hypotheses[:5]],
+            "shoppers": who.shoppers[:5],
         }
         best = hypotheses[0] if hypotheses else None
-        if (
-            best is None
-            or best.likelihood < MIN_LIKELIHOOD
-            or best.confidence < self._inference.min_confidence
-        ):
-            self.store.record_event(
-                "review_needed",
-                event.end_ms,
-                event.device_id,
-                None,
-                {**body, "why": "weak product hypothesis"},
+        problem = who.problem
+        if best is None or best.likelihood < MIN_LIKELIHOOD:
+            problem = "no product on or near these plates has this weight"
+        elif best.confidence < self._inference.min_confidence:
+            problem = "products of similar weight: cannot tell which"
+        if problem is not None or best is None or who.token is None:
+            if not self.open_sessions and problem == "no shopper in the store":
+                self.store.record_event(
+                    "unattributed_change", event.end_ms, event.device_id, None, body
+                )
+                return
+            self.store.add_review(
+                event.device_id, event.end_ms, body, problem or "unclear", who.token
             )
             return
-        sessions = self.store.open_sessions()
-        if not sessions:
-            self.store.record_event(
-                "unattributed_change", event.end_ms, event.device_id, None, body
-            )
-            return
-        if len(sessions) > 1:
-            self.store.record_event(
-                "review_needed",
-                event.end_ms,
-                event.device_id,
-                None,
-                {
-                    **body,
-                    "why": "several shoppers in the store",
-                    "sessions": [s["token"] for s in sessions],
-                },
-            )
-            return
-        token = sessions[0]["token"]
+        token = who.token
         taken = event.delta_g < 0
-        delta = best.quantity if taken else -best.quantity
         if not taken and self.store.cart(token).get(best.barcode, 0) < best.quantity:
-            self.store.record_event(
-                "putback_not_in_cart", event.end_ms, event.device_id, token, body
+            self.store.add_review(
+                event.device_id,
+                event.end_ms,
+                body,
+                "put back an item this shopper did not take",
+                token,
             )
             return
         self.store.change_cart(
             token,
             best.barcode,
-            delta,
+            best.quantity if taken else -best.quantity,
             event.end_ms,
             event.device_id,
-            {
-                **body,
-                "barcode": best.barcode,
-                "quantity": best.quantity,
-                "pick_to_cart_ms": self._clock_ms() - event.end_ms,
-            },
+            {**body, "barcode": best.barcode, "quantity": best.quantity},
+        )
+        self.latencies.pick_to_cart_ms.append(self.clock_ms() - event.end_ms)
+        if not taken:
+            self._learn_place(event, best.barcode)
+
+    def _learn_place(self, event: ShelfEvent, barcode: str) -> None:
+        """An item put back where it does not belong is there now: the next pick is right."""
+        for plate in event.plates:
+            products = self.plate_products.setdefault((event.device_id, plate), [])
+            if barcode not in products:
+                products.append(barcode)
+                self.store.record_event(
+                    "planogram_learned",
+                    event.end_ms,
+                    event.device_id,
+                    None,
+                    {"plate": plate, "barcode": barcode},
+                )
+
+    def _candidates(self, event: ShelfEvent, token: str | None) -> list[tuple[Product, float]]:
+        on_plates: set[str] = set()
+        for plate in event.plates:
+            on_plates.update(self.plate_products.get((event.device_id, plate), []))
+        priors: dict[str, float] = {}
+        reach = self._neighbours
+        for plate in event.plates:
+            for near in range(plate - reach, plate + reach + 1):
+                for b in self.plate_products.get((event.device_id, near), []):
+                    priors[b] = max(priors.get(b, 0.0), self._inference.neighbour_prior)
+        for b in self._shelf_products.get(event.device_id, []):
+            priors.setdefault(b, self._inference.shelf_prior)
+        for b in on_plates:
+            priors[b] = 1.0
+        if event.delta_g > 0 and token is not None:
+            # A put-back is something from this shopper's cart, most likely from here.
+            cart = self.store.cart(token)
+            if cart:
+                priors = {b: (1.0 if b in on_plates else WRONG_PLACE_PRIOR) for b in cart}
+        return [(self._products[b], p) for b, p in priors.items() if b in self._products]
+
+    def _attribute(self, event: ShelfEvent) -> Attribution:
+        sessions = sorted(self.open_sessions)
+        if not sessions:
+            return Attribution(None, [], "no shopper in the store")
+        spots = [
+            self._plate_xy[(event.device_id, p)]
+            for p in event.plates
+            if (event.device_id, p) in self._plate_xy
+        ]
+        cfg = self._association
+        ranked: list[tuple[float, str]] = []
+        if spots and self.positions.tracking:
+            spot = (sum(s[0] for s in spots) / len(spots), sum(s[1] for s in spots) / len(spots))
+            for token in sessions:
+                where = self.positions.mean_position(
+                    token, event.start_ms - cfg.window_ms, event.end_ms + cfg.window_ms
+                )
+                if where is not None:
+                    ranked.append((distance(where, spot), token))
+            ranked.sort()
+        shoppers = [{"session_token": t, "distance_m": round(d, 2)} for d, t in ranked]
+        if ranked:
+            best_d, best = ranked[0]
+            if best_d > cfg.reach_m:
+                return Attribution(None, shoppers, "no tracked shopper within reach")
+            if len(ranked) > 1 and ranked[1][0] - best_d < cfg.margin_m:
+                return Attribution(None, shoppers, "two shoppers equally near")
+            return Attribution(best, shoppers, None)
+        if len(sessions) == 1:
+            return Attribution(sessions[0], [{"session_token": sessions[0]}], None)
+        return Attribution(
+            None,
+            [{"session_token": t} for t in sessions],
+            "several shoppers in the store and no positions",
         )
 
     # ------------------------------------------------------------------ gates
 
     def on_gate(self, gate: str, direction: str, token: str, ts_ms: int) -> None:
         if direction == "entry":
-            if not self.store.open_session(token, gate, ts_ms):
+            if self.store.open_session(token, gate, ts_ms):
+                self.open_sessions.add(token)
+            else:
                 self.store.record_event("session_reused", ts_ms, gate, token, {})
             return
-        session = self.store.session(token)
-        if session is None or session["state"] != "open":
+        if token not in self.open_sessions:
             self.store.record_event("exit_without_session", ts_ms, gate, token, {})
             return
         if any(p.token == token for p in self._pending_exits):
             return
         self._pending_exits.append(
-            _PendingExit(token, gate, ts_ms, self._clock_ms() + EXIT_SETTLE_WAIT_MS)
+            _PendingExit(token, gate, ts_ms, self.clock_ms() + EXIT_SETTLE_WAIT_MS)
         )
         self.poll()
 
+    def _busy_near(self, token: str) -> bool:
+        """Is a shelf within the shopper's reach still settling (a change not yet counted)?"""
+        last = self.positions.last(token)
+        for device_id, shelf in self.shelves.items():
+            if not shelf.in_motion:
+                continue
+            if last is None:
+                return True
+            here = (last[1], last[2])
+            for (dev, _plate), xy in self._plate_xy.items():
+                if dev == device_id and distance(here, xy) <= 2 * self._association.reach_m:
+                    return True
+            if not any(dev == device_id for dev, _ in self._plate_xy):
+                return True
+        return False
+
     def poll(self) -> None:
-        """Issue the receipts of shoppers who left, once no shelf is mid-change."""
+        """Issue the receipts of shoppers who left, once no shelf near them is mid-change."""
         if not self._pending_exits:
             return
-        now = self._clock_ms()
-        moving = any(s.in_motion for s in self.shelves.values())
-        ready = [p for p in self._pending_exits if not moving or now >= p.deadline_ms]
-        for pending in ready:
-            self._pending_exits.remove(pending)
-            self._issue_receipt(pending)
+        now = self.clock_ms()
+        for pending in list(self._pending_exits):
+            if now >= pending.deadline_ms or not self._busy_near(pending.token):
+                self._pending_exits.remove(pending)
+                self._issue_receipt(pending)
 
     def _issue_receipt(self, pending: _PendingExit) -> None:
         cart = self.store.cart(pending.token)
         rows = []
         for barcode, quantity in sorted(cart.items()):
-            product = self.planogram.product(barcode)
+            product = self._products[barcode]
             rows.append(ReceiptRow(barcode, product.name, quantity, product.price_minor))
-        issued = self._clock_ms()
+        issued = self.clock_ms()
         receipt_id = self.store.close_with_receipt(
             pending.token, pending.gate, issued, self.planogram.currency, rows
         )
+        self.open_sessions.discard(pending.token)
+        self.positions.forget(pending.token)
+        self.latencies.exit_to_receipt_ms.append(issued - pending.ts_ms)
         message = ReceiptMessage(
             receipt_id=receipt_id,
             session_token=pending.token,
@@ -195,15 +318,53 @@ class CheckoutEngine:
             issued_ts=issued,
         )
         log.info(
-            "receipt %s for %s: %d lines, total %d %s (exit to receipt %d ms)",
+            "receipt %s for %s: %d lines, total %d %s",
             receipt_id,
             pending.token,
             len(rows),
             message.total_minor,
             message.currency,
-            issued - pending.ts_ms,
         )
         self._on_receipt(message)
+
+    # ------------------------------------------------------------------ review
+
+    def resolve_review(
+        self,
+        review_id: str,
+        *,
+        barcode: str | None,
+        quantity: int,
+        session_token: str | None,
+        by: str,
+    ) -> dict[str, Any]:
+        """Staff decide a review item: a product and shopper, or dismiss (barcode None)."""
+        item = self.store.review_item(review_id)
+        if item is None:
+            raise LookupError(f"no review item {review_id}")
+        if item["status"] != "open":
+            raise ValueError(f"review item {review_id} is already {item['status']}")
+        now = self.clock_ms()
+        if barcode is None:
+            self.store.close_review(review_id, "dismissed", now, by, {})
+            return {"review_id": review_id, "status": "dismissed"}
+        if barcode not in self._products:
+            raise ValueError(f"unknown product {barcode!r}")
+        if session_token is None or self.store.session(session_token) is None:
+            raise ValueError(f"unknown session {session_token!r}")
+        taken = float(item["delta_g"]) < 0
+        delta = quantity if taken else -quantity
+        decision = {"barcode": barcode, "quantity": quantity, "session_token": session_token}
+        if session_token in self.open_sessions:
+            self.store.resolve_review_into_cart(review_id, now, by, decision, delta)
+            outcome = "cart"
+        else:
+            product = self._products[barcode]
+            self.store.resolve_review_into_receipt(
+                review_id, now, by, decision, delta, product.name, product.price_minor
+            )
+            outcome = "extra charge" if taken else "refund"
+        return {"review_id": review_id, "status": "resolved", "applied_to": outcome, **decision}
 
 
 def _hyp_json(h: Hypothesis) -> dict[str, object]:

@@ -1,9 +1,12 @@
 """From a weight change to (product, quantity) hypotheses with likelihoods.
 
-The candidates are the products the planogram places on the plate.  A change
-of ``delta`` grams for ``q`` units of a product with unit weight ``w`` and
-spread ``sd`` has residual ``|delta| - q*w`` and standard deviation
-``sqrt(q*sd^2 + noise^2)``; the likelihood is Gaussian in that residual.
+Each candidate product comes with a prior: products placed on the changed
+plates (in the live planogram) weigh most, those on neighbouring plates less,
+the rest of the shelf little.  A change of ``delta`` grams for ``q`` units of
+a product with unit weight ``w`` and spread ``sd`` has residual
+``|delta| - q*w`` and standard deviation ``sqrt(q*sd^2 + noise^2)``; the
+likelihood is Gaussian in that residual, times the prior, times a prior that
+makes one unit likelier than several.
 """
 
 from __future__ import annotations
@@ -15,28 +18,38 @@ from devices.layout import Product
 
 #: Measurement noise of one settled reading difference, grams.
 READING_NOISE_G = 3.0
+#: Each extra unit in one grab is this much less likely a priori.
+QUANTITY_PRIOR = 0.7
 
 
 @dataclass(frozen=True, slots=True)
 class Hypothesis:
     barcode: str
     quantity: int
-    likelihood: float  # Gaussian density ratio in (0, 1]
-    confidence: float  # share of the total likelihood of all hypotheses
+    likelihood: float  # Gaussian density ratio in (0, 1], without priors
+    confidence: float  # share of the total (prior-weighted) likelihood of all hypotheses
 
 
-def infer(delta_g: float, candidates: list[Product], max_quantity: int) -> list[Hypothesis]:
+def infer(
+    delta_g: float,
+    candidates: list[Product] | list[tuple[Product, float]],
+    max_quantity: int,
+) -> list[Hypothesis]:
     """Hypotheses for |delta_g|, best first.  An empty list when nothing fits at all."""
     magnitude = abs(delta_g)
-    scored: list[tuple[str, int, float]] = []
-    for product in candidates:
+    scored: list[tuple[str, int, float, float]] = []
+    for item in candidates:
+        product, prior = item if isinstance(item, tuple) else (item, 1.0)
+        if product.unit_weight_g <= 0 or prior <= 0:
+            continue
         for quantity in range(1, max_quantity + 1):
             expected = quantity * product.unit_weight_g
             sd = math.sqrt(quantity * product.weight_sd_g**2 + READING_NOISE_G**2)
             z = (magnitude - expected) / sd
             likelihood = math.exp(-0.5 * z * z)
             if likelihood > 1e-9:
-                scored.append((product.barcode, quantity, likelihood))
-    total = sum(s[2] for s in scored)
-    scored.sort(key=lambda s: s[2], reverse=True)
-    return [Hypothesis(b, q, lk, lk / total) for b, q, lk in scored]
+                weight = likelihood * prior * QUANTITY_PRIOR ** (quantity - 1)
+                scored.append((product.barcode, quantity, likelihood, weight))
+    total = sum(s[3] for s in scored)
+    scored.sort(key=lambda s: s[3], reverse=True)
+    return [Hypothesis(b, q, lk, w / total) for b, q, lk, w in scored]

@@ -61,5 +61,40 @@ def test_shelf_reports_plates_separately():
     events = []
     for i in range(0, len(a) - 11, 12):
         events += shelf.feed([a[i : i + 12], b[i : i + 12]], i * 1000 // 60, 60)
-    assert [(e.plate, round(e.delta_g)) for e in events] == [(1, round(events[0].delta_g))]
+    assert [e.plates for e in events] == [(1,)]
     assert abs(events[0].delta_g - 700) < 3
+
+
+def _shelf_run(shelf, plate_levels, rng):
+    """plate_levels: per plate a list of (level, n) segments of equal total length."""
+    streams = [[x for b in _stream(levels, rng) for x in b] for levels in plate_levels]
+    events = []
+    for i in range(0, len(streams[0]) - 11, 12):
+        events += shelf.feed([s[i : i + 12] for s in streams], i * 1000 // 60, 60)
+    return events
+
+
+def test_an_item_across_two_plates_is_one_shelf_event():
+    rng = random.Random(6)
+    shelf = ShelfDetector("shelf", 4, CFG)
+    events = _shelf_run(shelf, [[(900, 240)], [(1000, 120), (820, 120)],
+                                [(700, 120), (530, 120)], [(400, 240)]], rng)
+    assert len(events) == 1
+    assert events[0].plates == (1, 2)
+    assert abs(events[0].delta_g - (-350)) < 4
+
+
+def test_an_item_moved_to_the_next_plate_is_no_event():
+    rng = random.Random(7)
+    shelf = ShelfDetector("shelf", 3, CFG)
+    events = _shelf_run(shelf, [[(1000, 120), (650, 120)], [(500, 120), (850, 120)],
+                                [(300, 240)]], rng)
+    assert events == []
+
+
+def test_changes_on_distant_plates_stay_apart():
+    rng = random.Random(8)
+    shelf = ShelfDetector("shelf", 6, CFG)
+    events = _shelf_run(shelf, [[(1000, 120), (650, 120)], [(500, 240)], [(500, 240)],
+                                [(500, 240)], [(500, 240)], [(800, 120), (1004, 120)]], rng)
+    assert sorted((e.plates, round(e.delta_g / 10)) for e in events) == [((0,), -35), ((5,), 20)]

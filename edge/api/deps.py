@@ -1,0 +1,68 @@
+"""What the routers need: a read-only view of the store, staff actions, auth."""
+
+from __future__ import annotations
+
+import hmac
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Annotated, Any, Protocol, TypeVar
+
+from fastapi import Depends, Header, HTTPException, Request
+
+from edge.store.repo import Store
+
+T = TypeVar("T")
+
+
+class StaffActions(Protocol):
+    def resolve_review(
+        self,
+        review_id: str,
+        *,
+        barcode: str | None,
+        quantity: int,
+        session_token: str | None,
+        by: str,
+    ) -> dict[str, Any]: ...
+
+
+@dataclass
+class ApiContext:
+    db_path: Path
+    store_id: str
+    health: Callable[[], dict[str, Any]] | None = None
+    actions: StaffActions | None = None
+    staff_token: str | None = None
+    _store: Store | None = None
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def read(self, fn: Callable[[Store], T]) -> T:
+        """Run a read on the API's own read-only connection (opened on first use)."""
+        with self._lock:
+            if self._store is None:
+                self._store = Store.open(self.db_path, readonly=True)
+            store = self._store
+        with store.reading():
+            return fn(store)
+
+
+def context(request: Request) -> ApiContext:
+    ctx: ApiContext = request.app.state.ctx
+    return ctx
+
+
+Ctx = Annotated[ApiContext, Depends(context)]
+
+
+def require_staff(ctx: Ctx, authorization: Annotated[str | None, Header()] = None) -> None:
+    if ctx.staff_token is None:
+        raise HTTPException(status_code=403, detail="no staff token is configured")
+    scheme, _, token = (authorization or "").partition(" ")
+    if scheme.lower() != "bearer" or not hmac.compare_digest(token, ctx.staff_token):
+        raise HTTPException(
+            status_code=401,
+            detail="staff bearer token required",
+            headers={"WWW-Authenticate": "Bearer"},
+        )

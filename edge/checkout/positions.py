@@ -1,0 +1,58 @@
+"""Shopper floor positions by session, from camera trackers, kept for a short while."""
+
+from __future__ import annotations
+
+import math
+from bisect import bisect_left, bisect_right
+from collections import deque
+
+#: How much position history is kept per shopper.
+HISTORY_MS = 120_000
+
+
+class PositionBook:
+    def __init__(self) -> None:
+        self._tracks: dict[str, deque[tuple[int, float, float]]] = {}
+        self.untagged = 0  # positions whose track is not bound to a session
+
+    def add(self, token: str | None, ts_ms: int, x: float, y: float) -> None:
+        if token is None:
+            self.untagged += 1
+            return
+        track = self._tracks.setdefault(token, deque())
+        if track and ts_ms < track[-1][0]:
+            return  # late position: the history is kept in time order
+        track.append((ts_ms, x, y))
+        while track and track[0][0] < ts_ms - HISTORY_MS:
+            track.popleft()
+
+    def forget(self, token: str) -> None:
+        self._tracks.pop(token, None)
+
+    @property
+    def tracking(self) -> bool:
+        return bool(self._tracks)
+
+    def last(self, token: str) -> tuple[int, float, float] | None:
+        track = self._tracks.get(token)
+        return track[-1] if track else None
+
+    def mean_position(self, token: str, start_ms: int, end_ms: int) -> tuple[float, float] | None:
+        """Mean position within [start, end]; the nearest sample when none falls inside."""
+        track = self._tracks.get(token)
+        if not track:
+            return None
+        times = [t for t, _, _ in track]
+        lo, hi = bisect_left(times, start_ms), bisect_right(times, end_ms)
+        if hi > lo:
+            xs = [track[i][1] for i in range(lo, hi)]
+            ys = [track[i][2] for i in range(lo, hi)]
+            return sum(xs) / len(xs), sum(ys) / len(ys)
+        nearest = min(track, key=lambda p: min(abs(p[0] - start_ms), abs(p[0] - end_ms)))
+        if min(abs(nearest[0] - start_ms), abs(nearest[0] - end_ms)) > 5_000:
+            return None  # too old to say where they were
+        return nearest[1], nearest[2]
+
+
+def distance(a: tuple[float, float], b: tuple[float, float]) -> float:
+    return math.hypot(a[0] - b[0], a[1] - b[1])

@@ -1,0 +1,1 @@
+"""Replays of labelled and synthetic shopping cases through the live gateway code."""
