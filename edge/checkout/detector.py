@@ -22,7 +22,8 @@ class WeightEvent:
     plate: int
     delta_g: float
     start_ms: int  # when the plate left its last settled level
-    end_ms: int  # when the new level had settled
+    end_ms: int  # the sample that confirmed the new level
+    settled_ms: int  # the first sample of the settled window: when the hand let go
 
 
 class PlateDetector:
@@ -60,7 +61,8 @@ class PlateDetector:
         self.baseline_g = mean
         if abs(delta) < self._cfg.min_delta_g:
             return None  # drift or noise: absorbed into the baseline
-        return WeightEvent(self.device_id, self.plate, delta, started, end_ms)
+        settled = end_ms - round(period_ms * (len(self._window) - 1))
+        return WeightEvent(self.device_id, self.plate, delta, started, end_ms, settled)
 
 
 def _mean_sd(values: deque[float]) -> tuple[float, float]:
@@ -79,6 +81,7 @@ class ShelfEvent:
     deltas_g: tuple[float, ...]  # per plate, same order
     start_ms: int
     end_ms: int
+    settled_ms: int  # when the last of its plates came to rest
 
     @property
     def delta_g(self) -> float:
@@ -156,6 +159,7 @@ class ShelfDetector:
                     tuple(per_plate[p] for p in plates),
                     min(e.start_ms for e in group),
                     max(e.end_ms for e in group),
+                    max(e.settled_ms for e in group),
                 )
             )
         return out

@@ -166,7 +166,7 @@ class CheckoutEngine:
             event.device_id,
             {**body, "barcode": best.barcode, "quantity": best.quantity},
         )
-        self.latencies.pick_to_cart_ms.append(self.clock_ms() - event.end_ms)
+        self.latencies.pick_to_cart_ms.append(self.clock_ms() - event.settled_ms)
         if not taken:
             self._learn_place(event, best.barcode)
 

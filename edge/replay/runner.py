@@ -183,7 +183,7 @@ def _replay_case(
         )
         gateway.store.close()
     shopper_of = {token: shopper for shopper, token in syn.tokens.items()}
-    issued = {shopper: {} for shopper in case.shoppers}
+    issued: dict[str, dict[str, int]] = {shopper: {} for shopper in case.shoppers}
     for r in receipts:
         shopper = shopper_of.get(r.session_token, r.session_token)
         issued[shopper] = {line.barcode: line.quantity for line in r.lines}
