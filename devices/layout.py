@@ -43,7 +43,10 @@ class Plate(_Strict):
 
 class Shelf(_Strict):
     device_id: DeviceId
-    plates: list[Plate] = Field(min_length=1)
+    plates: list[Plate] = Field(default_factory=list, description="plates with products")
+    plate_total: int | None = Field(
+        default=None, ge=1, le=64, description="physical plates, when some hold nothing"
+    )
 
     @model_validator(mode="after")
     def _unique_plates(self) -> Shelf:
@@ -54,7 +57,16 @@ class Shelf(_Strict):
 
     @property
     def plate_count(self) -> int:
-        return max(p.plate for p in self.plates) + 1
+        used = max((p.plate for p in self.plates), default=-1) + 1
+        return max(used, self.plate_total or 0)
+
+
+class Facing(_Strict):
+    """A product's place: the plates one of its rows stands on (often more than one)."""
+
+    shelf: DeviceId
+    barcode: str
+    plates: tuple[int, ...] = Field(min_length=1)
 
 
 class Planogram(_Strict):
@@ -62,6 +74,10 @@ class Planogram(_Strict):
     currency: str = Field(default="EUR", pattern=r"^[A-Z]{3}$")
     products: list[Product] = Field(min_length=1)
     shelves: list[Shelf] = Field(min_length=1)
+    facings: list[Facing] = Field(
+        default_factory=list,
+        description="rows spanning several plates; without them every plate is its own row",
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> Planogram:

@@ -207,10 +207,9 @@ def replay_synthetic(
 ) -> None:
     """Harder cases than the labels hold, on the AiFi layout: up to 8 shoppers at once,
     simultaneous picks, equal weights side by side, hand-offs, long holds."""
-    from firmware_sim.replay.synthetic import generate_cases  # noqa: PLC0415
-
     from edge.replay.runner import replay  # noqa: PLC0415
     from firmware_sim.aifi.layout import load_store  # noqa: PLC0415
+    from firmware_sim.replay.synthetic import generate_cases  # noqa: PLC0415
 
     _setup_logging(False)
     aifi = load_store(store)

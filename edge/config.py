@@ -104,7 +104,7 @@ class AssociationConfig(_Strict):
 
     reach_m: float = Field(default=1.6, gt=0, description="farther than this: nobody")
     margin_m: float = Field(
-        default=0.3, ge=0, description="runner-up closer than best + margin: review"
+        default=0.2, ge=0, description="runner-up closer than best + margin: review"
     )
     window_ms: int = Field(default=1000, ge=0, description="positions this far around the event")
 

@@ -24,10 +24,37 @@ class WeightEvent:
     start_ms: int  # when the plate left its last settled level
     end_ms: int  # the sample that confirmed the new level
     settled_ms: int  # the first sample of the settled window: when the hand let go
+    minor: bool = False  # below min_delta: only counted as part of a neighbour's event
+
+
+#: Smaller settled moves are drift; larger ones below ``min_delta_g`` are kept as minor.
+MINOR_DELTA_G = 3.0
+#: A disturbed plate resting this long a little off its baseline has a new baseline.
+PLATEAU_MS = 2000
 
 
 class PlateDetector:
-    __slots__ = ("_cfg", "_unsettled_since", "_window", "baseline_g", "device_id", "plate")
+    """One plate: a baseline (the last settled level) and the episode of a hand on it.
+
+    While there is no hand (pure drift), small settled moves update the baseline.
+    Once a hand disturbed the plate, the baseline stays where it was until the
+    plate settles at least ``min_delta_g`` away (an event), or settles back
+    within ``MINOR_DELTA_G`` of it, or rests for ``PLATEAU_MS`` at a small
+    difference (a small item share or a touch) - so a hand that pauses half
+    way is not mistaken for the new level.
+    """
+
+    __slots__ = (
+        "_cfg",
+        "_disturbed",
+        "_episode",
+        "_plateau_since",
+        "_unsettled_since",
+        "_window",
+        "baseline_g",
+        "device_id",
+        "plate",
+    )
 
     def __init__(self, device_id: str, plate: int, cfg: DetectorConfig) -> None:
         self.device_id = device_id
@@ -36,11 +63,18 @@ class PlateDetector:
         self._window: deque[float] = deque(maxlen=cfg.settle_samples)
         self.baseline_g: float | None = None
         self._unsettled_since: int | None = None
+        self._disturbed = False  # a hand is on it now (clearly more than noise)
+        self._episode = False  # it moved since the baseline was set
+        self._plateau_since: int | None = None
 
     @property
     def in_motion(self) -> bool:
-        """True while the plate is moving away from its baseline (a change in progress)."""
-        return self._unsettled_since is not None
+        """True while a hand is on the plate or its level is away from the baseline.
+
+        A window that is only a little noisier than ``settle_sd_g`` (sensor noise
+        has tails) is not motion: it must not hold back receipts or neighbours.
+        """
+        return self._disturbed
 
     def feed(self, samples: list[float], first_ts_ms: int, period_ms: float) -> WeightEvent | None:
         self._window.extend(samples)
@@ -48,28 +82,67 @@ class PlateDetector:
         if len(self._window) < self._window.maxlen:  # type: ignore[operator]
             return None
         mean, sd = _mean_sd(self._window)
-        if sd > self._cfg.settle_sd_g:
+        cfg = self._cfg
+        if sd > cfg.settle_sd_g:
             if self._unsettled_since is None:
                 self._unsettled_since = first_ts_ms
+            self._episode = True  # something moved: hold the baseline
+            self._plateau_since = None
+            if sd > 2 * cfg.settle_sd_g or (
+                self.baseline_g is not None and abs(mean - self.baseline_g) >= cfg.min_delta_g
+            ):
+                self._disturbed = True
             return None
         if self.baseline_g is None:
             self.baseline_g = mean
             return None
         delta = mean - self.baseline_g
         started = self._unsettled_since if self._unsettled_since is not None else first_ts_ms
-        self._unsettled_since = None
-        self.baseline_g = mean
-        if abs(delta) < self._cfg.min_delta_g:
-            return None  # drift or noise: absorbed into the baseline
         settled = end_ms - round(period_ms * (len(self._window) - 1))
-        return WeightEvent(self.device_id, self.plate, delta, started, end_ms, settled)
+        self._disturbed = False
+        if abs(delta) >= cfg.min_delta_g:
+            self._close_episode(mean)
+            return WeightEvent(self.device_id, self.plate, delta, started, end_ms, settled)
+        if abs(delta) < MINOR_DELTA_G:
+            self._close_episode(mean)  # drift, or a touch that left everything as it was
+            return None
+        if not self._episode:
+            self._close_episode(mean)  # slow drift: follow it
+            return WeightEvent(
+                self.device_id, self.plate, delta, started, end_ms, settled, minor=True
+            )
+        # A hand was here and the level rests a little off: a small share of an item
+        # lying mostly on the next plate, or a pause.  Report it as minor once, keep the
+        # baseline until the plate has rested long enough to call it the new level.
+        if self._plateau_since is None:
+            self._plateau_since = settled
+            return WeightEvent(
+                self.device_id, self.plate, delta, started, end_ms, settled, minor=True
+            )
+        if end_ms - self._plateau_since >= PLATEAU_MS:
+            self._close_episode(mean)
+        return None
+
+    def _close_episode(self, level: float) -> None:
+        self.baseline_g = level
+        self._unsettled_since = None
+        self._episode = False
+        self._plateau_since = None
 
 
 def _mean_sd(values: deque[float]) -> tuple[float, float]:
+    """The window's level and spread.
+
+    The level is the median, not the mean: a window that just passed the settle
+    test may still hold a few samples of the hand coming or going, and those
+    must not pull the level (and so the reported change) towards the old one.
+    """
     n = len(values)
     mean = sum(values) / n
     var = sum((v - mean) ** 2 for v in values) / n
-    return mean, math.sqrt(var)
+    ordered = sorted(values)
+    median = (ordered[(n - 1) // 2] + ordered[n // 2]) / 2
+    return median, math.sqrt(var)
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,7 +162,7 @@ class ShelfEvent:
 
 
 #: Plate changes that settle this close together belong to one item.
-GROUP_WINDOW_MS = 450
+GROUP_WINDOW_MS = 700
 
 
 class ShelfDetector:
@@ -107,17 +180,24 @@ class ShelfDetector:
         self._neighbours = cfg.neighbour_plates
         self._min_delta = cfg.min_delta_g
         self._pending: list[WeightEvent] = []
+        self._minor: list[WeightEvent] = []  # recent small settled moves, by plate
 
     @property
     def in_motion(self) -> bool:
         return bool(self._pending) or any(p.in_motion for p in self.plates)
+
+    def plate_in_motion(self, plate: int) -> bool:
+        return self.plates[plate].in_motion or any(e.plate == plate for e in self._pending)
 
     def feed(self, samples: list[list[float]], ts_ms: int, rate_hz: int) -> list[ShelfEvent]:
         period_ms = 1000.0 / rate_hz
         for detector, plate_samples in zip(self.plates, samples, strict=False):
             event = detector.feed(plate_samples, ts_ms, period_ms)
             if event is not None:
-                self._pending.append(event)
+                (self._minor if event.minor else self._pending).append(event)
+        if self._minor:
+            horizon = ts_ms - 4 * GROUP_WINDOW_MS
+            self._minor = [e for e in self._minor if e.end_ms >= horizon]
         return self._flush() if self._pending else []
 
     def _moving_near(self, plate: int) -> bool:
@@ -126,6 +206,25 @@ class ShelfDetector:
             min(len(self.plates), plate + self._neighbours + 1),
         )
         return any(self.plates[i].in_motion for i in range(lo, hi))
+
+    def _minor_partners(self, group: list[WeightEvent]) -> list[WeightEvent]:
+        """Small same-sign moves of neighbouring plates at the same time: the same item."""
+        sign = math.copysign(1.0, sum(e.delta_g for e in group))
+        plates = {e.plate for e in group}
+        partners = [
+            m
+            for m in self._minor
+            if m.plate not in plates
+            and math.copysign(1.0, m.delta_g) == sign
+            and any(
+                abs(m.plate - e.plate) <= self._neighbours
+                and abs(m.end_ms - e.end_ms) <= GROUP_WINDOW_MS
+                for e in group
+            )
+        ]
+        for m in partners:
+            self._minor.remove(m)
+        return partners
 
     def _flush(self) -> list[ShelfEvent]:
         groups: list[list[WeightEvent]] = []
@@ -146,8 +245,9 @@ class ShelfDetector:
                 continue
             for e in group:
                 self._pending.remove(e)
+            merged = group + self._minor_partners(group)
             per_plate: dict[int, float] = {}
-            for e in group:
+            for e in merged:
                 per_plate[e.plate] = per_plate.get(e.plate, 0.0) + e.delta_g
             if abs(sum(per_plate.values())) < self._min_delta:
                 continue  # moved between plates, or a touch that came back
@@ -157,9 +257,9 @@ class ShelfDetector:
                     self.device_id,
                     plates,
                     tuple(per_plate[p] for p in plates),
-                    min(e.start_ms for e in group),
-                    max(e.end_ms for e in group),
-                    max(e.settled_ms for e in group),
+                    min(e.start_ms for e in merged),
+                    max(e.end_ms for e in merged),
+                    max(e.settled_ms for e in merged),
                 )
             )
         return out

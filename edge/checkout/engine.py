@@ -21,7 +21,7 @@ from typing import Any
 from devices.layout import Planogram, Product
 from devices.protocol import ReceiptLine, ReceiptMessage
 from edge.checkout.detector import ShelfDetector, ShelfEvent
-from edge.checkout.inference import Hypothesis, infer
+from edge.checkout.inference import READING_NOISE_G, Hypothesis, infer
 from edge.checkout.positions import PositionBook, distance
 from edge.config import AssociationConfig, DetectorConfig, InferenceConfig
 from edge.store.repo import ReceiptRow, Store
@@ -34,6 +34,8 @@ MIN_LIKELIHOOD = math.exp(-0.5 * 4.0**2)
 EXIT_SETTLE_WAIT_MS = 1500
 #: A product put back somewhere it is not placed is this likely a priori.
 WRONG_PLACE_PRIOR = 0.3
+#: At exit, plates near where the shopper was this recently may still hold their pick.
+RECENT_POSITIONS_MS = 15_000
 #: How many latency samples are kept for the benchmark figures.
 LATENCY_SAMPLES = 100_000
 
@@ -92,12 +94,27 @@ class CheckoutEngine:
             for shelf in planogram.shelves
             for plate in shelf.plates
         }
+        self._planned = {key: len(codes) for key, codes in self.plate_products.items()}
         self._plate_xy = {
             (shelf.device_id, plate.plate): (plate.x, plate.y)
             for shelf in planogram.shelves
             for plate in shelf.plates
             if plate.x is not None and plate.y is not None
         }
+        #: Rows of each product per shelf: plate groups from the facings, else single plates.
+        self._rows: dict[str, dict[str, list[frozenset[int]]]] = {}
+        for facing in planogram.facings:
+            self._rows.setdefault(facing.shelf, {}).setdefault(facing.barcode, []).append(
+                frozenset(facing.plates)
+            )
+        for shelf in planogram.shelves:
+            rows = self._rows.setdefault(shelf.device_id, {})
+            for plate in shelf.plates:
+                for b in plate.barcodes:
+                    if not any(
+                        f.barcode == b and f.shelf == shelf.device_id for f in planogram.facings
+                    ):
+                        rows.setdefault(b, []).append(frozenset({plate.plate}))
         self._shelf_products = {
             shelf.device_id: sorted({b for plate in shelf.plates for b in plate.barcodes})
             for shelf in planogram.shelves
@@ -132,6 +149,18 @@ class CheckoutEngine:
             "shoppers": who.shoppers[:5],
         }
         best = hypotheses[0] if hypotheses else None
+        lightest = min(
+            (
+                p.unit_weight_g
+                for p, prior in candidates
+                if p.unit_weight_g > 0 and prior >= self._inference.neighbour_prior
+            ),
+            default=0.0,
+        )
+        if best is None and abs(event.delta_g) < 0.5 * lightest:
+            # Far lighter than anything placed here: a nudge, a crumb, a settling package.
+            self.store.record_event("small_change", event.end_ms, event.device_id, who.token, body)
+            return
         problem = who.problem
         if best is None or best.likelihood < MIN_LIKELIHOOD:
             problem = "no product on or near these plates has this weight"
@@ -150,6 +179,8 @@ class CheckoutEngine:
         token = who.token
         taken = event.delta_g < 0
         if not taken and self.store.cart(token).get(best.barcode, 0) < best.quantity:
+            if self._cancels_open_pick(token, event, body):
+                return
             self.store.add_review(
                 event.device_id,
                 event.end_ms,
@@ -170,6 +201,26 @@ class CheckoutEngine:
         if not taken:
             self._learn_place(event, best.barcode)
 
+    def _cancels_open_pick(self, token: str, event: ShelfEvent, body: dict[str, Any]) -> bool:
+        """A put-back that undoes this shopper's pick still waiting in review settles both."""
+        for item in self.store.reviews(status="open"):
+            if item["session_token"] != token or item["delta_g"] >= 0:
+                continue
+            picked = {c["barcode"] for c in item["body"]["candidates"]}
+            tolerance = max(3 * READING_NOISE_G, 0.05 * abs(event.delta_g))
+            if abs(item["delta_g"] + event.delta_g) <= tolerance and any(
+                c["barcode"] in picked for c in body["candidates"]
+            ):
+                self.store.close_review(
+                    item["review_id"],
+                    "dismissed",
+                    event.end_ms,
+                    "gateway",
+                    {"cancelled_by_putback": body},
+                )
+                return True
+        return False
+
     def _learn_place(self, event: ShelfEvent, barcode: str) -> None:
         """An item put back where it does not belong is there now: the next pick is right."""
         for plate in event.plates:
@@ -185,30 +236,47 @@ class CheckoutEngine:
                 )
 
     def _candidates(self, event: ShelfEvent, token: str | None) -> list[tuple[Product, float]]:
-        on_plates: set[str] = set()
-        for plate in event.plates:
-            on_plates.update(self.plate_products.get((event.device_id, plate), []))
+        """Products with a prior from where they stand relative to the changed plates.
+
+        A product whose row covers exactly the changed plates scores 1; partial overlap
+        scores the overlap's share of the union (an item lying across plates touches the
+        plates of its row); products next to the change, or elsewhere on the shelf, get
+        small priors; products put on these plates by shoppers (the live planogram) 1.
+        """
+        changed = frozenset(event.plates)
+        shelf = event.device_id
         priors: dict[str, float] = {}
-        reach = self._neighbours
+        for b in self._shelf_products.get(shelf, []):
+            priors[b] = self._inference.shelf_prior
         for plate in event.plates:
-            for near in range(plate - reach, plate + reach + 1):
-                for b in self.plate_products.get((event.device_id, near), []):
+            for near in range(plate - self._neighbours, plate + self._neighbours + 1):
+                for b in self.plate_products.get((shelf, near), []):
                     priors[b] = max(priors.get(b, 0.0), self._inference.neighbour_prior)
-        for b in self._shelf_products.get(event.device_id, []):
-            priors.setdefault(b, self._inference.shelf_prior)
-        for b in on_plates:
-            priors[b] = 1.0
+        for b, rows in self._rows.get(shelf, {}).items():
+            overlap = max(len(changed & row) / len(changed | row) for row in rows)
+            if overlap > 0:
+                priors[b] = max(priors.get(b, 0.0), overlap)
+        for plate in event.plates:
+            for b in self.plate_products.get((shelf, plate), [])[
+                self._static_count(shelf, plate) :
+            ]:
+                priors[b] = 1.0  # learned from a put-back
         if event.delta_g > 0 and token is not None:
             # A put-back is something from this shopper's cart, most likely from here.
             cart = self.store.cart(token)
             if cart:
-                priors = {b: (1.0 if b in on_plates else WRONG_PLACE_PRIOR) for b in cart}
+                priors = {b: max(priors.get(b, 0.0), WRONG_PLACE_PRIOR) for b in cart}
         return [(self._products[b], p) for b, p in priors.items() if b in self._products]
+
+    def _static_count(self, shelf: str, plate: int) -> int:
+        return self._planned.get((shelf, plate), 0)
 
     def _attribute(self, event: ShelfEvent) -> Attribution:
         sessions = sorted(self.open_sessions)
         if not sessions:
             return Attribution(None, [], "no shopper in the store")
+        if len(sessions) == 1:  # whatever the tracker says: nobody else can have done it
+            return Attribution(sessions[0], [{"session_token": sessions[0]}], None)
         spots = [
             self._plate_xy[(event.device_id, p)]
             for p in event.plates
@@ -261,19 +329,20 @@ class CheckoutEngine:
         self.poll()
 
     def _busy_near(self, token: str) -> bool:
-        """Is a shelf within the shopper's reach still settling (a change not yet counted)?"""
-        last = self.positions.last(token)
+        """Is a plate the shopper was recently near still settling (a change not yet in)?"""
+        recent = self.positions.recent(token, self.clock_ms() - RECENT_POSITIONS_MS)
+        reach = self._association.reach_m
         for device_id, shelf in self.shelves.items():
             if not shelf.in_motion:
                 continue
-            if last is None:
-                return True
-            here = (last[1], last[2])
-            for (dev, _plate), xy in self._plate_xy.items():
-                if dev == device_id and distance(here, xy) <= 2 * self._association.reach_m:
+            for plate in range(len(shelf.plates)):
+                if not shelf.plate_in_motion(plate):
+                    continue
+                xy = self._plate_xy.get((device_id, plate))
+                if xy is None or not recent:
+                    return True  # no way to tell: wait for it
+                if any(distance(xy, here) <= reach for here in recent):
                     return True
-            if not any(dev == device_id for dev, _ in self._plate_xy):
-                return True
         return False
 
     def poll(self) -> None:

@@ -37,6 +37,15 @@ class PositionBook:
         track = self._tracks.get(token)
         return track[-1] if track else None
 
+    def recent(self, token: str, since_ms: int, most: int = 30) -> list[tuple[float, float]]:
+        """Up to ``most`` positions since ``since_ms``, evenly spread."""
+        track = self._tracks.get(token)
+        if not track:
+            return []
+        points = [(x, y) for t, x, y in track if t >= since_ms]
+        step = max(1, len(points) // most)
+        return points[::step]
+
     def mean_position(self, token: str, start_ms: int, end_ms: int) -> tuple[float, float] | None:
         """Mean position within [start, end]; the nearest sample when none falls inside."""
         track = self._tracks.get(token)

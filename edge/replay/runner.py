@@ -16,12 +16,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from firmware_sim.replay.score import score
-from firmware_sim.replay.synth import Realism, StoreModel, synthesize
-
 from devices.protocol import ReceiptMessage
 from edge.app import Gateway
 from edge.config import GatewayConfig, parse_config
+from firmware_sim.replay.score import score
+from firmware_sim.replay.store import ReplayStore
+from firmware_sim.replay.synth import Realism, synthesize
 from firmware_sim.scenario import Case
 
 STORE_ID = "aifi-nanostore"
@@ -105,7 +105,7 @@ def _p99(values: Sequence[int]) -> int | None:
 
 def replay(
     cases: Sequence[Case],
-    store: StoreModel,
+    store: ReplayStore,
     *,
     seed: int = 0,
     realism: Realism | None = None,
@@ -123,7 +123,7 @@ def replay(
 def _replay_case(
     index: int,
     case: Case,
-    store: StoreModel,
+    store: ReplayStore,
     seed: int,
     realism: Realism,
     speed: Literal["fast", "realtime"],

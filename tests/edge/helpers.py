@@ -18,19 +18,27 @@ class Bench:
 
     def __init__(self, tmp_path: Path, planogram: Planogram, trackers: tuple[str, ...] = ()):
         cfg = parse_config(
-            {"store_id": "s-1", "planogram": "x.yaml",
-             "gates": [{"device_id": "gate-in", "direction": "entry"},
-                       {"device_id": "gate-out", "direction": "exit"}],
-             "trackers": list(trackers), "database": {"path": str(tmp_path / "g.db")}},
-            base_dir=tmp_path, env={},
+            {
+                "store_id": "s-1",
+                "planogram": "x.yaml",
+                "gates": [
+                    {"device_id": "gate-in", "direction": "entry"},
+                    {"device_id": "gate-out", "direction": "exit"},
+                ],
+                "trackers": list(trackers),
+                "database": {"path": str(tmp_path / "g.db")},
+            },
+            base_dir=tmp_path,
+            env={},
         )
         self.now = 1_000_000
         self.gw = Gateway(cfg, planogram=planogram, clock_ms=lambda: self.now)
         self.planogram = planogram
         self.rng = random.Random(1)
         self.seq: dict[str, int] = {}
-        self.loads = {(s.device_id, i): 1000.0 for s in planogram.shelves
-                      for i in range(s.plate_count)}
+        self.loads = {
+            (s.device_id, i): 1000.0 for s in planogram.shelves for i in range(s.plate_count)
+        }
         self.receipts: list[p.ReceiptMessage] = []
         self.gw.add_receipt_listener(self.receipts.append)
 
@@ -45,15 +53,24 @@ class Bench:
         self.send(p.gate_topic("s-1", gate), {"direction": direction, "session_token": token})
 
     def positions(self, where: dict[str, tuple[float, float]]) -> None:
-        self.send(p.positions_topic("s-1", "tracker-1"), {"positions": [
-            {"track_id": t, "session_token": t, "x": x, "y": y} for t, (x, y) in where.items()]})
+        self.send(
+            p.positions_topic("s-1", "tracker-1"),
+            {
+                "positions": [
+                    {"track_id": t, "session_token": t, "x": x, "y": y}
+                    for t, (x, y) in where.items()
+                ]
+            },
+        )
 
     def tick(self, seconds: float = 0.2, where: dict[str, tuple[float, float]] | None = None):
         """Advance time in 200 ms batches, every shelf publishing its (noisy) loads."""
         for _ in range(max(1, round(seconds / 0.2))):
             for shelf in self.planogram.shelves:
-                samples = [[self.loads[(shelf.device_id, i)] + self.rng.gauss(0, 1.0)
-                            for _ in range(12)] for i in range(shelf.plate_count)]
+                samples = [
+                    [self.loads[(shelf.device_id, i)] + self.rng.gauss(0, 1.0) for _ in range(12)]
+                    for i in range(shelf.plate_count)
+                ]
                 self.send(p.weight_topic("s-1", shelf.device_id), {"samples": samples})
             if where:
                 self.positions(where)
@@ -64,5 +81,5 @@ class Bench:
         self.tick(1.2, **kw)
 
     @property
-    def store(self):  # noqa: ANN201
+    def store(self):
         return self.gw.store

@@ -2,6 +2,8 @@ from fastapi.testclient import TestClient
 
 from edge.api.app import create_app
 from edge.store.repo import ReceiptRow, Store
+from tests.edge.helpers import Bench
+from tests.edge.test_engine import B, _planogram
 
 
 def _client(tmp_path, health=None):
@@ -57,16 +59,14 @@ def test_openapi_and_health(tmp_path):
 
 
 def test_review_queue_resolve_needs_the_staff_token(tmp_path):
-    from tests.edge.helpers import Bench
-    from tests.edge.test_engine import B, _planogram
-
     bench = Bench(tmp_path, _planogram())
     bench.tick(1)
     bench.gate("entry", "tok-1")
     bench.gate("entry", "tok-2")
     bench.change("shelf-1", 1, -600)
-    client = TestClient(create_app(tmp_path / "g.db", store_id="s-1", actions=bench.gw,
-                                   staff_token="s3cret"))
+    client = TestClient(
+        create_app(tmp_path / "g.db", store_id="s-1", actions=bench.gw, staff_token="s3cret")
+    )
     [item] = client.get("/api/v1/review").json()["items"]
     assert item["reason"] == "several shoppers in the store and no positions"
     url = f"/api/v1/review/{item['review_id']}/resolve"
@@ -80,8 +80,9 @@ def test_review_queue_resolve_needs_the_staff_token(tmp_path):
     assert resp.status_code == 200, resp.text
     assert resp.json()["applied_to"] == "cart"
     assert client.post(url, json=decision, headers=good).status_code == 409
-    assert client.post("/api/v1/review/nope/resolve", json=decision,
-                       headers=good).status_code == 404
+    assert (
+        client.post("/api/v1/review/nope/resolve", json=decision, headers=good).status_code == 404
+    )
     assert client.get("/api/v1/review").json()["total"] == 0
     assert client.get("/api/v1/review", params={"status": "resolved"}).json()["total"] == 1
     assert bench.store.cart("tok-1") == {B: 1}
@@ -90,6 +91,9 @@ def test_review_queue_resolve_needs_the_staff_token(tmp_path):
 
 def test_staff_actions_are_refused_without_a_configured_token(tmp_path):
     client = _client(tmp_path)
-    resp = client.post("/api/v1/review/x/resolve", json={"dismiss": True},
-                       headers={"Authorization": "Bearer anything"})
+    resp = client.post(
+        "/api/v1/review/x/resolve",
+        json={"dismiss": True},
+        headers={"Authorization": "Bearer anything"},
+    )
     assert resp.status_code == 403

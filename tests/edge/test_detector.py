@@ -77,8 +77,11 @@ def _shelf_run(shelf, plate_levels, rng):
 def test_an_item_across_two_plates_is_one_shelf_event():
     rng = random.Random(6)
     shelf = ShelfDetector("shelf", 4, CFG)
-    events = _shelf_run(shelf, [[(900, 240)], [(1000, 120), (820, 120)],
-                                [(700, 120), (530, 120)], [(400, 240)]], rng)
+    events = _shelf_run(
+        shelf,
+        [[(900, 240)], [(1000, 120), (820, 120)], [(700, 120), (530, 120)], [(400, 240)]],
+        rng,
+    )
     assert len(events) == 1
     assert events[0].plates == (1, 2)
     assert abs(events[0].delta_g - (-350)) < 4
@@ -87,14 +90,25 @@ def test_an_item_across_two_plates_is_one_shelf_event():
 def test_an_item_moved_to_the_next_plate_is_no_event():
     rng = random.Random(7)
     shelf = ShelfDetector("shelf", 3, CFG)
-    events = _shelf_run(shelf, [[(1000, 120), (650, 120)], [(500, 120), (850, 120)],
-                                [(300, 240)]], rng)
+    events = _shelf_run(
+        shelf, [[(1000, 120), (650, 120)], [(500, 120), (850, 120)], [(300, 240)]], rng
+    )
     assert events == []
 
 
 def test_changes_on_distant_plates_stay_apart():
     rng = random.Random(8)
     shelf = ShelfDetector("shelf", 6, CFG)
-    events = _shelf_run(shelf, [[(1000, 120), (650, 120)], [(500, 240)], [(500, 240)],
-                                [(500, 240)], [(500, 240)], [(800, 120), (1004, 120)]], rng)
+    events = _shelf_run(
+        shelf,
+        [
+            [(1000, 120), (650, 120)],
+            [(500, 240)],
+            [(500, 240)],
+            [(500, 240)],
+            [(500, 240)],
+            [(800, 120), (1004, 120)],
+        ],
+        rng,
+    )
     assert sorted((e.plates, round(e.delta_g / 10)) for e in events) == [((0,), -35), ((5,), 20)]

@@ -10,18 +10,40 @@ A, B, C = "100", "200", "300"
 
 def _planogram(**plates_xy: bool) -> Planogram:
     xy = bool(plates_xy.get("xy"))
-    return Planogram.model_validate({
-        "products": [
-            {"barcode": A, "name": "apple juice", "unit_weight_g": 400, "price_minor": 250},
-            {"barcode": B, "name": "bread", "unit_weight_g": 600, "price_minor": 300},
-            {"barcode": C, "name": "cider", "unit_weight_g": 402, "price_minor": 280},
-        ],
-        "shelves": [{"device_id": "shelf-1", "plates": [
-            {"plate": 0, "barcode": A, "stock": 5, **({"x": 0.0, "y": 0.0} if xy else {})},
-            {"plate": 1, "barcode": B, "stock": 5, **({"x": 0.5, "y": 0.0} if xy else {})},
-            {"plate": 3, "barcode": C, "stock": 5, **({"x": 3.0, "y": 0.0} if xy else {})},
-        ]}],
-    })
+    return Planogram.model_validate(
+        {
+            "products": [
+                {"barcode": A, "name": "apple juice", "unit_weight_g": 400, "price_minor": 250},
+                {"barcode": B, "name": "bread", "unit_weight_g": 600, "price_minor": 300},
+                {"barcode": C, "name": "cider", "unit_weight_g": 402, "price_minor": 280},
+            ],
+            "shelves": [
+                {
+                    "device_id": "shelf-1",
+                    "plates": [
+                        {
+                            "plate": 0,
+                            "barcode": A,
+                            "stock": 5,
+                            **({"x": 0.0, "y": 0.0} if xy else {}),
+                        },
+                        {
+                            "plate": 1,
+                            "barcode": B,
+                            "stock": 5,
+                            **({"x": 0.5, "y": 0.0} if xy else {}),
+                        },
+                        {
+                            "plate": 3,
+                            "barcode": C,
+                            "stock": 5,
+                            **({"x": 3.0, "y": 0.0} if xy else {}),
+                        },
+                    ],
+                }
+            ],
+        }
+    )
 
 
 @pytest.fixture
@@ -106,21 +128,24 @@ def test_review_resolved_into_the_cart_and_after_exit_into_the_receipt(bench):
     bench.gate("entry", "tok-2")
     bench.change("shelf-1", 1, -600)
     [item] = bench.store.reviews()
-    out = bench.gw.resolve_review(item["review_id"], barcode=B, quantity=1,
-                                  session_token="tok-2", by="alice")
+    out = bench.gw.resolve_review(
+        item["review_id"], barcode=B, quantity=1, session_token="tok-2", by="alice"
+    )
     assert out["applied_to"] == "cart"
     assert bench.store.cart("tok-2") == {B: 1}
     with pytest.raises(ValueError, match="already resolved"):
-        bench.gw.resolve_review(item["review_id"], barcode=B, quantity=1,
-                                session_token="tok-2", by="alice")
+        bench.gw.resolve_review(
+            item["review_id"], barcode=B, quantity=1, session_token="tok-2", by="alice"
+        )
     bench.change("shelf-1", 0, -400)
     [second] = bench.store.reviews()
     bench.gate("exit", "tok-1")
     bench.tick(0.4)
     receipt = next(r for r in bench.receipts if r.session_token == "tok-1")
     assert receipt.lines == []
-    out = bench.gw.resolve_review(second["review_id"], barcode=A, quantity=1,
-                                  session_token="tok-1", by="alice")
+    out = bench.gw.resolve_review(
+        second["review_id"], barcode=A, quantity=1, session_token="tok-1", by="alice"
+    )
     assert out["applied_to"] == "extra charge"
     [stored] = bench.store.receipts(token="tok-1")
     assert stored["adjusted_total_minor"] == 250

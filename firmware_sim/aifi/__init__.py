@@ -1,0 +1,1 @@
+"""The AiFi Nanostore reference data (layout, planogram, labelled cases) as storeedge data."""
