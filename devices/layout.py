@@ -35,6 +35,7 @@ class Plate(_Strict):
     stock: int = Field(default=0, ge=0, description="units of `barcode` on the plate at start")
     x: float | None = Field(default=None, description="plate centre on the floor plan, metres")
     y: float | None = None
+    z: float | None = Field(default=None, description="plate height above the floor, metres")
 
     @property
     def barcodes(self) -> tuple[str, ...]:

@@ -122,6 +122,11 @@ class TrackPosition(BaseModel):
     session_token: str | None = Field(
         default=None, description="set when the tracker knows whose track this is"
     )
+    hand_x: float | None = Field(
+        default=None, ge=-1000, le=1000, description="the reaching hand (pose), metres"
+    )
+    hand_y: float | None = Field(default=None, ge=-1000, le=1000)
+    hand_z: float | None = Field(default=None, ge=-10, le=10, description="height")
 
 
 class Positions(_DeviceMessage):

@@ -124,7 +124,10 @@ class Gateway:
         if self.dispatcher.known_devices[inbound.device_id] != "camera":
             raise Rejected(f"{inbound.device_id} is not a camera tracker")
         for pos in msg.positions:
-            self.engine.on_position(pos.session_token, msg.ts, pos.x, pos.y)
+            hand = None
+            if pos.hand_x is not None and pos.hand_y is not None and pos.hand_z is not None:
+                hand = (pos.hand_x, pos.hand_y, pos.hand_z)
+            self.engine.on_position(pos.session_token, msg.ts, pos.x, pos.y, hand)
 
     def _on_cmd_ack(self, inbound: Inbound) -> None:
         msg = inbound.message

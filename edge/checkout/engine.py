@@ -34,6 +34,12 @@ MIN_LIKELIHOOD = math.exp(-0.5 * 4.0**2)
 EXIT_SETTLE_WAIT_MS = 1500
 #: A product put back somewhere it is not placed is this likely a priori.
 WRONG_PLACE_PRIOR = 0.3
+#: A hand this near the changed plates (3-D) may have made the change ...
+HAND_REACH_M = 0.35
+#: ... and a second hand this much farther away still leaves doubt.
+HAND_MARGIN_M = 0.12
+#: Hand positions this long before and after the change count.
+HAND_SLACK_MS = 300
 #: At exit, plates near where the shopper was this recently may still hold their pick.
 RECENT_POSITIONS_MS = 15_000
 #: How many latency samples are kept for the benchmark figures.
@@ -95,6 +101,12 @@ class CheckoutEngine:
             for plate in shelf.plates
         }
         self._planned = {key: len(codes) for key, codes in self.plate_products.items()}
+        self._plate_xyz = {
+            (shelf.device_id, plate.plate): (plate.x, plate.y, plate.z)
+            for shelf in planogram.shelves
+            for plate in shelf.plates
+            if plate.x is not None and plate.y is not None and plate.z is not None
+        }
         self._plate_xy = {
             (shelf.device_id, plate.plate): (plate.x, plate.y)
             for shelf in planogram.shelves
@@ -129,10 +141,19 @@ class CheckoutEngine:
             self._on_shelf_event(event)
         self.poll()
 
-    def on_position(self, token: str | None, ts_ms: int, x: float, y: float) -> None:
+    def on_position(
+        self,
+        token: str | None,
+        ts_ms: int,
+        x: float,
+        y: float,
+        hand: tuple[float, float, float] | None = None,
+    ) -> None:
         if token is not None and token not in self.open_sessions:
             return  # a track of someone who has left (or never checked in)
         self.positions.add(token, ts_ms, x, y)
+        if token is not None and hand is not None:
+            self.positions.add_hand(token, ts_ms, *hand)
 
     # ------------------------------------------------------------------ shelf events
 
@@ -166,6 +187,14 @@ class CheckoutEngine:
             problem = "no product on or near these plates has this weight"
         elif best.confidence < self._inference.min_confidence:
             problem = "products of similar weight: cannot tell which"
+        if (
+            problem == "two hands on the shelf"
+            and best is not None
+            and best.confidence >= self._inference.min_confidence
+            and event.delta_g < 0
+            and self._split_between_hands(event, best, who, body)
+        ):
+            return
         if problem is not None or best is None or who.token is None:
             if not self.open_sessions and problem == "no shopper in the store":
                 self.store.record_event(
@@ -200,6 +229,25 @@ class CheckoutEngine:
         self.latencies.pick_to_cart_ms.append(self.clock_ms() - event.settled_ms)
         if not taken:
             self._learn_place(event, best.barcode)
+
+    def _split_between_hands(
+        self, event: ShelfEvent, best: Hypothesis, who: Attribution, body: dict[str, Any]
+    ) -> bool:
+        """k hands on the plates and k units gone: each hand took one."""
+        hands = [s["session_token"] for s in who.shoppers if s.get("hand_m", 99) <= HAND_REACH_M]
+        if len(hands) < 2 or best.quantity != len(hands):
+            return False
+        for token in hands:
+            self.store.change_cart(
+                token,
+                best.barcode,
+                1,
+                event.end_ms,
+                event.device_id,
+                {**body, "barcode": best.barcode, "quantity": 1, "split_between": hands},
+            )
+            self.latencies.pick_to_cart_ms.append(self.clock_ms() - event.settled_ms)
+        return True
 
     def _cancels_open_pick(self, token: str, event: ShelfEvent, body: dict[str, Any]) -> bool:
         """A put-back that undoes this shopper's pick still waiting in review settles both."""
@@ -277,6 +325,9 @@ class CheckoutEngine:
             return Attribution(None, [], "no shopper in the store")
         if len(sessions) == 1:  # whatever the tracker says: nobody else can have done it
             return Attribution(sessions[0], [{"session_token": sessions[0]}], None)
+        by_hand = self._attribute_by_hand(event, sessions)
+        if by_hand is not None:
+            return by_hand
         spots = [
             self._plate_xy[(event.device_id, p)]
             for p in event.plates
@@ -308,6 +359,36 @@ class CheckoutEngine:
             [{"session_token": t} for t in sessions],
             "several shoppers in the store and no positions",
         )
+
+    def _attribute_by_hand(self, event: ShelfEvent, sessions: list[str]) -> Attribution | None:
+        """The shopper whose hand was on these plates while they changed, if the tracker
+        reports hands and exactly one hand was clearly there."""
+        spots = [
+            self._plate_xyz[(event.device_id, p)]
+            for p in event.plates
+            if (event.device_id, p) in self._plate_xyz
+        ]
+        if not spots or not self.positions.tracking_hands:
+            return None
+        spot = (
+            sum(s[0] for s in spots) / len(spots),
+            sum(s[1] for s in spots) / len(spots),
+            sum(s[2] for s in spots) / len(spots),
+        )
+        ranked: list[tuple[float, str]] = []
+        for token in sessions:
+            d = self.positions.closest_hand(
+                token, event.start_ms - HAND_SLACK_MS, event.settled_ms + HAND_SLACK_MS, spot
+            )
+            if d is not None:
+                ranked.append((d, token))
+        ranked.sort()
+        if not ranked or ranked[0][0] > HAND_REACH_M:
+            return None  # no hand seen there: fall back to where the bodies were
+        shoppers = [{"session_token": t, "hand_m": round(d, 2)} for d, t in ranked]
+        if len(ranked) > 1 and ranked[1][0] - ranked[0][0] < HAND_MARGIN_M:
+            return Attribution(None, shoppers, "two hands on the shelf")
+        return Attribution(ranked[0][1], shoppers, None)
 
     # ------------------------------------------------------------------ gates
 

@@ -13,6 +13,7 @@ HISTORY_MS = 120_000
 class PositionBook:
     def __init__(self) -> None:
         self._tracks: dict[str, deque[tuple[int, float, float]]] = {}
+        self._hands: dict[str, deque[tuple[int, float, float, float]]] = {}
         self.untagged = 0  # positions whose track is not bound to a session
 
     def add(self, token: str | None, ts_ms: int, x: float, y: float) -> None:
@@ -26,8 +27,35 @@ class PositionBook:
         while track and track[0][0] < ts_ms - HISTORY_MS:
             track.popleft()
 
+    def add_hand(self, token: str, ts_ms: int, x: float, y: float, z: float) -> None:
+        hands = self._hands.setdefault(token, deque())
+        if hands and ts_ms < hands[-1][0]:
+            return
+        hands.append((ts_ms, x, y, z))
+        while hands and hands[0][0] < ts_ms - HISTORY_MS:
+            hands.popleft()
+
+    def closest_hand(
+        self, token: str, start_ms: int, end_ms: int, spot: tuple[float, float, float]
+    ) -> float | None:
+        """How near the shopper's hand came to ``spot`` (3-D) between start and end."""
+        hands = self._hands.get(token)
+        if not hands:
+            return None
+        best = None
+        for t, x, y, z in hands:
+            if start_ms <= t <= end_ms:
+                d = math.dist((x, y, z), spot)
+                best = d if best is None else min(best, d)
+        return best
+
+    @property
+    def tracking_hands(self) -> bool:
+        return bool(self._hands)
+
     def forget(self, token: str) -> None:
         self._tracks.pop(token, None)
+        self._hands.pop(token, None)
 
     @property
     def tracking(self) -> bool:

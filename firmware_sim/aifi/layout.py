@@ -47,6 +47,7 @@ class AifiStore:
     gondola_rects: dict[int, Rect]  # floor footprint of each gondola with its shelves
     shelf_gondola: dict[str, int]
     plate_positions: dict[tuple[str, int], XY]
+    plate_heights: dict[tuple[str, int], float]
     stand_positions: dict[tuple[str, int], XY]
     notes: tuple[str, ...] = ()
 
@@ -57,6 +58,10 @@ class AifiStore:
     def plate_xy(self, shelf_id: str, plate: int) -> XY:
         """World floor position of a plate centre, metres."""
         return self.plate_positions[(shelf_id, plate)]
+
+    def plate_z(self, shelf_id: str, plate: int) -> float:
+        """Height of the plate's surface above the floor, metres."""
+        return self.plate_heights[(shelf_id, plate)]
 
     def stand_xy(self, shelf_id: str, plate: int) -> XY:
         """Where a shopper stands to reach ``plate`` of ``shelf_id``."""
@@ -78,8 +83,15 @@ def _front(gondola: Box, shelf: Box) -> Vec:
 
 def _geometry(
     meta: StoreMeta,
-) -> tuple[dict[str, int], dict[tuple[str, int], XY], dict[tuple[str, int], XY], dict[str, int]]:
+) -> tuple[
+    dict[str, int],
+    dict[tuple[str, int], XY],
+    dict[tuple[str, int], XY],
+    dict[str, int],
+    dict[tuple[str, int], float],
+]:
     plate_counts: dict[str, int] = {}
+    plate_z: dict[tuple[str, int], float] = {}
     plate_xy: dict[tuple[str, int], XY] = {}
     stand_xy: dict[tuple[str, int], XY] = {}
     shelf_gondola: dict[str, int] = {}
@@ -95,11 +107,13 @@ def _geometry(
         front = _front(meta.gondolas[gondola], shelf)
         corners = shelf.corners()[:, :2]
         for aifi_plate in indices:
-            centre = meta.plates[(gondola, index, aifi_plate)].centre()[:2]
+            centre3 = meta.plates[(gondola, index, aifi_plate)].centre()
+            plate_z[(sid, aifi_plate - 1)] = round(float(centre3[2]), 4)
+            centre = centre3[:2]
             reach = float(np.max((corners - centre) @ front))
             plate_xy[(sid, aifi_plate - 1)] = _xy(centre)
             stand_xy[(sid, aifi_plate - 1)] = _xy(centre + front * (reach + STAND_OFFSET_M))
-    return plate_counts, plate_xy, stand_xy, shelf_gondola
+    return plate_counts, plate_xy, stand_xy, shelf_gondola, plate_z
 
 
 def _gondola_rects(meta: StoreMeta) -> dict[int, Rect]:
@@ -115,9 +129,11 @@ def _gondola_rects(meta: StoreMeta) -> dict[int, Rect]:
 def load_store(store_dir: Path) -> AifiStore:
     """Load the AiFi store folder (``store_meta/*.json`` and ``planogram.json``)."""
     meta = read_store_meta(store_dir / "store_meta")
-    plate_counts, plate_xy, stand_xy, shelf_gondola = _geometry(meta)
+    plate_counts, plate_xy, stand_xy, shelf_gondola, plate_z = _geometry(meta)
     rects = _gondola_rects(meta)
-    built = build_planogram(read_products(store_dir / "planogram.json"), plate_counts, plate_xy)
+    built = build_planogram(
+        read_products(store_dir / "planogram.json"), plate_counts, plate_xy, plate_z
+    )
     xmin, ymin, xmax, _ = union_rect(list(rects.values()))
     entrance = (round((xmin + xmax) / 2.0, 4), round(ymin - ENTRANCE_GAP_M, 4))
     return AifiStore(
@@ -127,6 +143,7 @@ def load_store(store_dir: Path) -> AifiStore:
         gondola_rects=rects,
         shelf_gondola=shelf_gondola,
         plate_positions=plate_xy,
+        plate_heights=plate_z,
         stand_positions=stand_xy,
         notes=built.notes,
     )

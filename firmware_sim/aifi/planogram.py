@@ -49,6 +49,7 @@ def build_planogram(
     products: list[dict[str, Any]],
     plate_counts: Mapping[str, int],
     plate_xy: Mapping[tuple[str, int], tuple[float, float]],
+    plate_z: Mapping[tuple[str, int], float] | None = None,
 ) -> PlanogramBuild:
     """Products and per-plate placement.
 
@@ -101,6 +102,7 @@ def build_planogram(
                 stock=DEFAULT_STOCK,
                 x=plate_xy[(sid, p)][0],
                 y=plate_xy[(sid, p)][1],
+                z=plate_z.get((sid, p)) if plate_z else None,
             )
             for (s, p), codes in sorted(on_plate.items())
             if s == sid

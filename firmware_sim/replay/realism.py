@@ -21,6 +21,8 @@ class Realism:
       message of the same shelf (half each).
     * ``position_noise_m``: gaussian noise per tracked coordinate.
     * ``position_hz``: tracker messages per second.
+    * ``hand_noise_m``: gaussian noise per coordinate of the reaching hand, as a
+      ceiling-camera pose tracker reports it; ``hands=False`` sends bodies only.
     """
 
     noise_sd_g: float = 3.0
@@ -32,6 +34,8 @@ class Realism:
     disorder: float = 0.01
     position_noise_m: float = 0.15
     position_hz: float = 10.0
+    hands: bool = True
+    hand_noise_m: float = 0.08
 
     def __post_init__(self) -> None:
         lo, hi = self.transient_s
@@ -58,4 +62,5 @@ class Realism:
             loss=0.0,
             disorder=0.0,
             position_noise_m=0.0,
+            hand_noise_m=0.0,
         )

@@ -22,6 +22,14 @@ class ReplayStore(Protocol):
     @property
     def entrance_xy(self) -> XY: ...
 
+    def plate_xy(self, shelf_id: str, plate: int) -> XY:
+        """The plate's centre on the floor plan."""
+        ...
+
+    def plate_z(self, shelf_id: str, plate: int) -> float:
+        """The plate's height above the floor."""
+        ...
+
     def stand_xy(self, shelf_id: str, plate: int) -> XY:
         """Where a shopper stands to reach ``plate`` of ``shelf_id``."""
         ...

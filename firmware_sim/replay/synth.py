@@ -34,6 +34,7 @@ from firmware_sim.replay.store import ReplayStore
 from firmware_sim.replay.walk import plan_visits
 from firmware_sim.replay.wire import (
     BATCH_MS,
+    HandModel,
     Message,
     births,
     gate_messages,
@@ -136,6 +137,7 @@ def synthesize(
         base_ms,
         realism,
         rng(_POSITIONS),
+        hands=HandModel(store, effects.timings) if realism.hands else None,
     )
     messages.sort(key=lambda m: m.t_ms)
     return Synthesis(

@@ -29,7 +29,9 @@ from devices.protocol import (
     positions_topic,
     weight_topic,
 )
+from firmware_sim.replay.effects import EventTiming
 from firmware_sim.replay.realism import Realism
+from firmware_sim.replay.store import ReplayStore
 from firmware_sim.replay.walk import Visit
 
 FIRMWARE = "aifi-replay-1.0"
@@ -152,6 +154,35 @@ def gate_messages(
     return messages
 
 
+#: Where a hand that is not reaching into a shelf is: at the side, hip high.
+HAND_AT_REST_Z = 0.9
+
+
+class HandModel:
+    """Where each shopper's reaching hand is: on the shelf while touching it, else at rest.
+
+    This is what a ceiling-camera pose tracker reports (a wrist keypoint in 3-D);
+    the weight events' hand-contact windows say when a hand is on which plates.
+    """
+
+    def __init__(self, store: ReplayStore, timings: Sequence[EventTiming]) -> None:
+        self._touch: dict[str, list[tuple[int, int, tuple[float, float, float]]]] = {}
+        for t in timings:
+            points = [
+                (*store.plate_xy(t.shelf_id, p), store.plate_z(t.shelf_id, p)) for p in t.plates
+            ]
+            centre = tuple(sum(c[i] for c in points) / len(points) for i in range(3))
+            self._touch.setdefault(t.shopper, []).append(
+                (t.start_ms, t.end_ms, (centre[0], centre[1], centre[2]))
+            )
+
+    def at(self, shopper: str, t_ms: int, body: tuple[float, float]) -> tuple[float, float, float]:
+        for start, end, where in self._touch.get(shopper, []):
+            if start <= t_ms <= end:
+                return where
+        return body[0], body[1], HAND_AT_REST_Z
+
+
 def position_messages(
     store_id: str,
     tracker: str,
@@ -161,6 +192,7 @@ def position_messages(
     base_ms: int,
     realism: Realism,
     rng: np.random.Generator,
+    hands: HandModel | None = None,
 ) -> list[Message]:
     """One Positions message per tick (empty when nobody is in), shoppers in the store."""
     topic = positions_topic(store_id, tracker)
@@ -171,16 +203,26 @@ def position_messages(
         tracks: list[TrackPosition] = []
         for visit in visits:
             if visit.entry_ms <= t_ms < visit.exit_ms:
-                x, y = visit.path.at(t_ms)
+                body = visit.path.at(t_ms)
+                x, y = body
                 if realism.position_noise_m > 0:
                     x += float(rng.normal(0.0, realism.position_noise_m))
                     y += float(rng.normal(0.0, realism.position_noise_m))
+                hand: dict[str, float] = {}
+                if hands is not None:
+                    hx, hy, hz = hands.at(visit.shopper, t_ms, body)
+                    if realism.hand_noise_m > 0:
+                        hx, hy, hz = (
+                            v + float(rng.normal(0.0, realism.hand_noise_m)) for v in (hx, hy, hz)
+                        )
+                    hand = {"hand_x": round(hx, 3), "hand_y": round(hy, 3), "hand_z": round(hz, 3)}
                 tracks.append(
                     TrackPosition(
                         track_id=track_ids[visit.shopper],
                         x=round(x, 3),
                         y=round(y, 3),
                         session_token=tokens[visit.shopper],
+                        **hand,
                     )
                 )
         payload = Positions(seq=tick + 1, ts=base_ms + t_ms, positions=tracks)
