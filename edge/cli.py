@@ -13,6 +13,7 @@ from typing import Annotated, Any
 import typer
 
 from edge.config import ConfigError, GatewayConfig, default_config_path, load_config
+from firmware_sim.aifi.dataset import find_dataset
 
 app = typer.Typer(
     name="storeedge",
@@ -134,8 +135,8 @@ def demo(
         raise typer.Exit(code=3)
 
 
-#: The AiFi Nanostore reference data, beside the repository (see DESIGN.md).
-DEFAULT_AIFI = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "aifi-nanostore"
+#: The AiFi Nanostore reference data: $STOREEDGE_AIFI_DIR, or beside the repository.
+DEFAULT_AIFI = find_dataset() or Path("../shared/datasets/aifi-nanostore")
 SpeedOption = Annotated[
     str, typer.Option(help="fast: as fast as the CPU allows; realtime: at the store's pace.")
 ]

@@ -21,7 +21,7 @@ from devices.protocol import DeviceId
 ENV_PREFIX = "STOREEDGE_"
 ENV_NESTING = "__"
 #: Environment variables under the prefix that are not config keys.
-_ENV_NOT_CONFIG = {"STOREEDGE_CONFIG_DIR", "STOREEDGE_LOG_LEVEL"}
+_ENV_NOT_CONFIG = {"STOREEDGE_CONFIG_DIR", "STOREEDGE_LOG_LEVEL", "STOREEDGE_AIFI_DIR"}
 
 
 class _Strict(BaseModel):
