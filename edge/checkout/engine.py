@@ -37,7 +37,9 @@ WRONG_PLACE_PRIOR = 0.3
 #: A hand this near the changed plates (3-D) may have made the change ...
 HAND_REACH_M = 0.35
 #: ... and a second hand this much farther away still leaves doubt.
-HAND_MARGIN_M = 0.12
+HAND_MARGIN_M = 0.08
+#: A hand whose nearest frame came this close to the plates touched them.
+HAND_TOUCH_M = 0.1
 #: Hand positions this long before and after the change count.
 HAND_SLACK_MS = 300
 #: At exit, plates near where the shopper was this recently may still hold their pick.
@@ -234,7 +236,7 @@ class CheckoutEngine:
         self, event: ShelfEvent, best: Hypothesis, who: Attribution, body: dict[str, Any]
     ) -> bool:
         """k hands on the plates and k units gone: each hand took one."""
-        hands = [s["session_token"] for s in who.shoppers if s.get("hand_m", 99) <= HAND_REACH_M]
+        hands = [s["session_token"] for s in who.shoppers if s.get("touching")]
         if len(hands) < 2 or best.quantity != len(hands):
             return False
         for token in hands:
@@ -375,20 +377,26 @@ class CheckoutEngine:
             sum(s[1] for s in spots) / len(spots),
             sum(s[2] for s in spots) / len(spots),
         )
-        ranked: list[tuple[float, str]] = []
+        ranked: list[tuple[float, float, str]] = []
         for token in sessions:
-            d = self.positions.closest_hand(
-                token, event.start_ms - HAND_SLACK_MS, event.settled_ms + HAND_SLACK_MS, spot
-            )
+            d = self.positions.hand_distance(token, event.start_ms, event.settled_ms, spot)
+            if d is None:  # a touch shorter than a tracker frame: look a little wider
+                d = self.positions.hand_distance(
+                    token, event.start_ms - HAND_SLACK_MS, event.settled_ms + HAND_SLACK_MS, spot
+                )
             if d is not None:
-                ranked.append((d, token))
+                ranked.append((d[0], d[1], token))
         ranked.sort()
         if not ranked or ranked[0][0] > HAND_REACH_M:
             return None  # no hand seen there: fall back to where the bodies were
-        shoppers = [{"session_token": t, "hand_m": round(d, 2)} for d, t in ranked]
-        if len(ranked) > 1 and ranked[1][0] - ranked[0][0] < HAND_MARGIN_M:
+        shoppers = [
+            {"session_token": t, "hand_m": round(mean, 2), "touching": near <= HAND_TOUCH_M}
+            for mean, near, t in ranked
+        ]
+        touching = sum(1 for s in shoppers if s["touching"])
+        if touching > 1 or (len(ranked) > 1 and ranked[1][0] - ranked[0][0] < HAND_MARGIN_M):
             return Attribution(None, shoppers, "two hands on the shelf")
-        return Attribution(ranked[0][1], shoppers, None)
+        return Attribution(ranked[0][2], shoppers, None)
 
     # ------------------------------------------------------------------ gates
 

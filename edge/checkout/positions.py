@@ -35,19 +35,28 @@ class PositionBook:
         while hands and hands[0][0] < ts_ms - HISTORY_MS:
             hands.popleft()
 
-    def closest_hand(
+    def hand_distance(
         self, token: str, start_ms: int, end_ms: int, spot: tuple[float, float, float]
-    ) -> float | None:
-        """How near the shopper's hand came to ``spot`` (3-D) between start and end."""
+    ) -> tuple[float, float] | None:
+        """How far the shopper's hand was from ``spot`` (3-D) between start and end:
+        (the mean position's distance, the nearest single position's distance).
+
+        The hand positions of the window are averaged first (the tracker's noise
+        averages out over a touch of a few frames), then measured against the spot.
+        """
         hands = self._hands.get(token)
         if not hands:
             return None
-        best = None
-        for t, x, y, z in hands:
-            if start_ms <= t <= end_ms:
-                d = math.dist((x, y, z), spot)
-                best = d if best is None else min(best, d)
-        return best
+        inside = [(x, y, z) for t, x, y, z in hands if start_ms <= t <= end_ms]
+        if not inside:
+            return None
+        n = len(inside)
+        mean = (
+            sum(p[0] for p in inside) / n,
+            sum(p[1] for p in inside) / n,
+            sum(p[2] for p in inside) / n,
+        )
+        return math.dist(mean, spot), min(math.dist(p, spot) for p in inside)
 
     @property
     def tracking_hands(self) -> bool:
