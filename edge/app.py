@@ -163,20 +163,9 @@ class Gateway:
         self._actions.put((action, future))
         return future.result(timeout)
 
-    def resolve_review(
-        self,
-        review_id: str,
-        *,
-        barcode: str | None,
-        quantity: int,
-        session_token: str | None,
-        by: str,
-    ) -> dict[str, Any]:
-        return self.call(
-            lambda: self.engine.resolve_review(
-                review_id, barcode=barcode, quantity=quantity, session_token=session_token, by=by
-            )
-        )
+    def resolve_review(self, review_id: str, **decision: Any) -> dict[str, Any]:
+        """Staff decision on a review item, run on the worker (see CheckoutEngine)."""
+        return self.call(lambda: self.engine.resolve_review(review_id, **decision))
 
     def _run_actions(self) -> None:
         while True:

@@ -17,15 +17,9 @@ T = TypeVar("T")
 
 
 class StaffActions(Protocol):
-    def resolve_review(
-        self,
-        review_id: str,
-        *,
-        barcode: str | None,
-        quantity: int,
-        session_token: str | None,
-        by: str,
-    ) -> dict[str, Any]: ...
+    """What staff can ask of the running gateway (``edge.app.Gateway``)."""
+
+    def resolve_review(self, review_id: str, **decision: Any) -> dict[str, Any]: ...
 
 
 @dataclass
