@@ -55,9 +55,19 @@ def test_cli_json_and_receipts_out(tmp_path):
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
     summary = json.loads(result.output.strip().splitlines()[-1])
-    for key in ("cases", "items_gt", "precision", "recall", "f1", "exact_match_rate",
-                "review_rate", "pick_to_cart_p99_ms", "exit_to_receipt_p99_ms",
-                "samples_per_s", "per_case"):
+    for key in (
+        "cases",
+        "items_gt",
+        "precision",
+        "recall",
+        "f1",
+        "exact_match_rate",
+        "review_rate",
+        "pick_to_cart_p99_ms",
+        "exit_to_receipt_p99_ms",
+        "samples_per_s",
+        "per_case",
+    ):
         assert key in summary
     written = json.loads(out.read_text())
     assert [c["dataset"] for c in written["cases"]] == ["cps-test-4", "TEAM-5-1"]

@@ -287,6 +287,9 @@ def test_reconnect_sends_a_new_birth_and_the_will_marks_offline(
         # An impostor with the same client id makes the broker drop the device's
         # connection without a DISCONNECT: the broker sends its last will.
         impostor = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=dev)
+        # Once kicked out by the device's own reconnect, the impostor must not come
+        # back at once (paho reconnects by itself), or the two would take turns.
+        impostor.reconnect_delay_set(min_delay=60, max_delay=120)
         impostor.connect(mosquitto.host, mosquitto.port)
         impostor.loop_start()
         sub.wait_for(
@@ -301,6 +304,7 @@ def test_reconnect_sends_a_new_birth_and_the_will_marks_offline(
         assert gate.wait_connected(5)
     finally:
         gate.stop()
+    sub.wait_for(lambda: len(sub.on(state_topic(store, dev))) >= 4)  # the clean offline
     births = _decode_all(sub.on(birth_topic(store, dev)))
     assert [b.birth_count for b in births] == [0, 1]
     states = _decode_all(sub.on(state_topic(store, dev)))
