@@ -49,6 +49,7 @@ class PlateDetector:
         "_disturbed",
         "_episode",
         "_plateau_since",
+        "_still",
         "_unsettled_since",
         "_window",
         "baseline_g",
@@ -66,6 +67,7 @@ class PlateDetector:
         self._disturbed = False  # a hand is on it now (clearly more than noise)
         self._episode = False  # it moved since the baseline was set
         self._plateau_since: int | None = None
+        self._still = True  # the latest window passed the settle test
 
     @property
     def in_motion(self) -> bool:
@@ -76,6 +78,11 @@ class PlateDetector:
         """
         return self._disturbed
 
+    @property
+    def unsettled(self) -> bool:
+        """True while the plate's window is not settled, however little it moves."""
+        return not self._still
+
     def feed(self, samples: list[float], first_ts_ms: int, period_ms: float) -> WeightEvent | None:
         self._window.extend(samples)
         end_ms = first_ts_ms + round(period_ms * (len(samples) - 1))
@@ -83,7 +90,8 @@ class PlateDetector:
             return None
         mean, sd = _mean_sd(self._window)
         cfg = self._cfg
-        if sd > cfg.settle_sd_g:
+        self._still = sd <= cfg.settle_sd_g
+        if not self._still:
             if self._unsettled_since is None:
                 self._unsettled_since = first_ts_ms
             self._episode = True  # something moved: hold the baseline
@@ -205,7 +213,7 @@ class ShelfDetector:
             max(0, plate - self._neighbours),
             min(len(self.plates), plate + self._neighbours + 1),
         )
-        return any(self.plates[i].in_motion for i in range(lo, hi))
+        return any(self.plates[i].unsettled for i in range(lo, hi))
 
     def _minor_partners(self, group: list[WeightEvent]) -> list[WeightEvent]:
         """Small same-sign moves of neighbouring plates at the same time: the same item."""
