@@ -80,7 +80,7 @@ class DetectorConfig(_Strict):
 
     settle_samples: int = Field(default=18, ge=3, description="samples that must agree")
     settle_sd_g: float = Field(default=4.0, gt=0, description="max spread of a settled plate")
-    min_delta_g: float = Field(default=12.0, gt=0, description="smallest change reported")
+    min_delta_g: float = Field(default=8.0, gt=0, description="smallest change reported")
     neighbour_plates: int = Field(
         default=1, ge=0, description="changes on plates this close merge into one shelf event"
     )
