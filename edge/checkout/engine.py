@@ -18,10 +18,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from devices.layout import Planogram, Product
+from devices.layout import Planogram
 from devices.protocol import ReceiptLine, ReceiptMessage
+from edge.checkout.association import Associator, Attribution
 from edge.checkout.detector import ShelfDetector, ShelfEvent
 from edge.checkout.inference import READING_NOISE_G, Hypothesis, infer
+from edge.checkout.live_planogram import LivePlanogram
 from edge.checkout.positions import PositionBook, distance
 from edge.config import AssociationConfig, DetectorConfig, InferenceConfig
 from edge.store.repo import ReceiptRow, Store
@@ -32,16 +34,6 @@ log = logging.getLogger(__name__)
 MIN_LIKELIHOOD = math.exp(-0.5 * 4.0**2)
 #: How long a receipt may wait for shelves near the shopper still in motion at exit.
 EXIT_SETTLE_WAIT_MS = 1500
-#: A product put back somewhere it is not placed is this likely a priori.
-WRONG_PLACE_PRIOR = 0.3
-#: A hand this near the changed plates (3-D) may have made the change ...
-HAND_REACH_M = 0.35
-#: ... and a second hand this much farther away still leaves doubt.
-HAND_MARGIN_M = 0.08
-#: A hand whose nearest frame came this close to the plates touched them.
-HAND_TOUCH_M = 0.1
-#: Hand positions this long before and after the change count.
-HAND_SLACK_MS = 300
 #: At exit, plates near where the shopper was this recently may still hold their pick.
 RECENT_POSITIONS_MS = 15_000
 #: How many latency samples are kept for the benchmark figures.
@@ -64,13 +56,6 @@ class Latencies:
     exit_to_receipt_ms: deque[int] = field(default_factory=lambda: deque(maxlen=LATENCY_SAMPLES))
 
 
-@dataclass(frozen=True, slots=True)
-class Attribution:
-    token: str | None
-    shoppers: list[dict[str, Any]]  # the ranked candidates, for the review queue
-    problem: str | None  # why nobody could be chosen
-
-
 class CheckoutEngine:
     def __init__(
         self,
@@ -86,53 +71,17 @@ class CheckoutEngine:
         self.store = store
         self._inference = inference_cfg
         self._association = association_cfg or AssociationConfig()
-        self._neighbours = detector_cfg.neighbour_plates
         self._on_receipt = on_receipt
         self.clock_ms = clock_ms
         self.positions = PositionBook()
         self.latencies = Latencies()
-        self._products = {p.barcode: p for p in planogram.products}
         self.shelves = {
             shelf.device_id: ShelfDetector(shelf.device_id, shelf.plate_count, detector_cfg)
             for shelf in planogram.shelves
         }
-        #: The live planogram: products seen on each plate (put-backs elsewhere add to it).
-        self.plate_products: dict[PlateKey, list[str]] = {
-            (shelf.device_id, plate.plate): list(plate.barcodes)
-            for shelf in planogram.shelves
-            for plate in shelf.plates
-        }
-        self._planned = {key: len(codes) for key, codes in self.plate_products.items()}
-        self._plate_xyz = {
-            (shelf.device_id, plate.plate): (plate.x, plate.y, plate.z)
-            for shelf in planogram.shelves
-            for plate in shelf.plates
-            if plate.x is not None and plate.y is not None and plate.z is not None
-        }
-        self._plate_xy = {
-            (shelf.device_id, plate.plate): (plate.x, plate.y)
-            for shelf in planogram.shelves
-            for plate in shelf.plates
-            if plate.x is not None and plate.y is not None
-        }
-        #: Rows of each product per shelf: plate groups from the facings, else single plates.
-        self._rows: dict[str, dict[str, list[frozenset[int]]]] = {}
-        for facing in planogram.facings:
-            self._rows.setdefault(facing.shelf, {}).setdefault(facing.barcode, []).append(
-                frozenset(facing.plates)
-            )
-        for shelf in planogram.shelves:
-            rows = self._rows.setdefault(shelf.device_id, {})
-            for plate in shelf.plates:
-                for b in plate.barcodes:
-                    if not any(
-                        f.barcode == b and f.shelf == shelf.device_id for f in planogram.facings
-                    ):
-                        rows.setdefault(b, []).append(frozenset({plate.plate}))
-        self._shelf_products = {
-            shelf.device_id: sorted({b for plate in shelf.plates for b in plate.barcodes})
-            for shelf in planogram.shelves
-        }
+        self.live = LivePlanogram(planogram, inference_cfg, detector_cfg.neighbour_plates)
+        self._products = self.live.products
+        self.associator = Associator(planogram, self.positions, self._association)
         self.open_sessions: set[str] = {s["token"] for s in store.open_sessions()}
         self._pending_exits: list[_PendingExit] = []
 
@@ -160,8 +109,9 @@ class CheckoutEngine:
     # ------------------------------------------------------------------ shelf events
 
     def _on_shelf_event(self, event: ShelfEvent) -> None:
-        who = self._attribute(event)
-        candidates = self._candidates(event, who.token)
+        who = self.associator.attribute(event, sorted(self.open_sessions))
+        cart = self.store.cart(who.token) if event.delta_g > 0 and who.token else None
+        candidates = self.live.candidates(event, cart)
         hypotheses = infer(event.delta_g, candidates, self._inference.max_quantity)
         body: dict[str, Any] = {
             "plates": list(event.plates),
@@ -236,7 +186,7 @@ class CheckoutEngine:
         self, event: ShelfEvent, best: Hypothesis, who: Attribution, body: dict[str, Any]
     ) -> bool:
         """k hands on the plates and k units gone: each hand took one."""
-        hands = [s["session_token"] for s in who.shoppers if s.get("touching")]
+        hands = who.touching
         if len(hands) < 2 or best.quantity != len(hands):
             return False
         for token in hands:
@@ -273,130 +223,14 @@ class CheckoutEngine:
 
     def _learn_place(self, event: ShelfEvent, barcode: str) -> None:
         """An item put back where it does not belong is there now: the next pick is right."""
-        for plate in event.plates:
-            products = self.plate_products.setdefault((event.device_id, plate), [])
-            if barcode not in products:
-                products.append(barcode)
-                self.store.record_event(
-                    "planogram_learned",
-                    event.end_ms,
-                    event.device_id,
-                    None,
-                    {"plate": plate, "barcode": barcode},
-                )
-
-    def _candidates(self, event: ShelfEvent, token: str | None) -> list[tuple[Product, float]]:
-        """Products with a prior from where they stand relative to the changed plates.
-
-        A product whose row covers exactly the changed plates scores 1; partial overlap
-        scores the overlap's share of the union (an item lying across plates touches the
-        plates of its row); products next to the change, or elsewhere on the shelf, get
-        small priors; products put on these plates by shoppers (the live planogram) 1.
-        """
-        changed = frozenset(event.plates)
-        shelf = event.device_id
-        priors: dict[str, float] = {}
-        for b in self._shelf_products.get(shelf, []):
-            priors[b] = self._inference.shelf_prior
-        for plate in event.plates:
-            for near in range(plate - self._neighbours, plate + self._neighbours + 1):
-                for b in self.plate_products.get((shelf, near), []):
-                    priors[b] = max(priors.get(b, 0.0), self._inference.neighbour_prior)
-        for b, rows in self._rows.get(shelf, {}).items():
-            overlap = max(len(changed & row) / len(changed | row) for row in rows)
-            if overlap > 0:
-                priors[b] = max(priors.get(b, 0.0), overlap)
-        for plate in event.plates:
-            for b in self.plate_products.get((shelf, plate), [])[
-                self._static_count(shelf, plate) :
-            ]:
-                priors[b] = 1.0  # learned from a put-back
-        if event.delta_g > 0 and token is not None:
-            # A put-back is something from this shopper's cart, most likely from here.
-            cart = self.store.cart(token)
-            if cart:
-                priors = {b: max(priors.get(b, 0.0), WRONG_PLACE_PRIOR) for b in cart}
-        return [(self._products[b], p) for b, p in priors.items() if b in self._products]
-
-    def _static_count(self, shelf: str, plate: int) -> int:
-        return self._planned.get((shelf, plate), 0)
-
-    def _attribute(self, event: ShelfEvent) -> Attribution:
-        sessions = sorted(self.open_sessions)
-        if not sessions:
-            return Attribution(None, [], "no shopper in the store")
-        if len(sessions) == 1:  # whatever the tracker says: nobody else can have done it
-            return Attribution(sessions[0], [{"session_token": sessions[0]}], None)
-        by_hand = self._attribute_by_hand(event, sessions)
-        if by_hand is not None:
-            return by_hand
-        spots = [
-            self._plate_xy[(event.device_id, p)]
-            for p in event.plates
-            if (event.device_id, p) in self._plate_xy
-        ]
-        cfg = self._association
-        ranked: list[tuple[float, str]] = []
-        if spots and self.positions.tracking:
-            spot = (sum(s[0] for s in spots) / len(spots), sum(s[1] for s in spots) / len(spots))
-            for token in sessions:
-                where = self.positions.mean_position(
-                    token, event.start_ms - cfg.window_ms, event.end_ms + cfg.window_ms
-                )
-                if where is not None:
-                    ranked.append((distance(where, spot), token))
-            ranked.sort()
-        shoppers = [{"session_token": t, "distance_m": round(d, 2)} for d, t in ranked]
-        if ranked:
-            best_d, best = ranked[0]
-            if best_d > cfg.reach_m:
-                return Attribution(None, shoppers, "no tracked shopper within reach")
-            if len(ranked) > 1 and ranked[1][0] - best_d < cfg.margin_m:
-                return Attribution(None, shoppers, "two shoppers equally near")
-            return Attribution(best, shoppers, None)
-        if len(sessions) == 1:
-            return Attribution(sessions[0], [{"session_token": sessions[0]}], None)
-        return Attribution(
-            None,
-            [{"session_token": t} for t in sessions],
-            "several shoppers in the store and no positions",
-        )
-
-    def _attribute_by_hand(self, event: ShelfEvent, sessions: list[str]) -> Attribution | None:
-        """The shopper whose hand was on these plates while they changed, if the tracker
-        reports hands and exactly one hand was clearly there."""
-        spots = [
-            self._plate_xyz[(event.device_id, p)]
-            for p in event.plates
-            if (event.device_id, p) in self._plate_xyz
-        ]
-        if not spots or not self.positions.tracking_hands:
-            return None
-        spot = (
-            sum(s[0] for s in spots) / len(spots),
-            sum(s[1] for s in spots) / len(spots),
-            sum(s[2] for s in spots) / len(spots),
-        )
-        ranked: list[tuple[float, float, str]] = []
-        for token in sessions:
-            d = self.positions.hand_distance(token, event.start_ms, event.settled_ms, spot)
-            if d is None:  # a touch shorter than a tracker frame: look a little wider
-                d = self.positions.hand_distance(
-                    token, event.start_ms - HAND_SLACK_MS, event.settled_ms + HAND_SLACK_MS, spot
-                )
-            if d is not None:
-                ranked.append((d[0], d[1], token))
-        ranked.sort()
-        if not ranked or ranked[0][0] > HAND_REACH_M:
-            return None  # no hand seen there: fall back to where the bodies were
-        shoppers = [
-            {"session_token": t, "hand_m": round(mean, 2), "touching": near <= HAND_TOUCH_M}
-            for mean, near, t in ranked
-        ]
-        touching = sum(1 for s in shoppers if s["touching"])
-        if touching > 1 or (len(ranked) > 1 and ranked[1][0] - ranked[0][0] < HAND_MARGIN_M):
-            return Attribution(None, shoppers, "two hands on the shelf")
-        return Attribution(ranked[0][2], shoppers, None)
+        for plate in self.live.learn(event, barcode):
+            self.store.record_event(
+                "planogram_learned",
+                event.end_ms,
+                event.device_id,
+                None,
+                {"plate": plate, "barcode": barcode},
+            )
 
     # ------------------------------------------------------------------ gates
 
@@ -427,7 +261,7 @@ class CheckoutEngine:
             for plate in range(len(shelf.plates)):
                 if not shelf.plate_in_motion(plate):
                     continue
-                xy = self._plate_xy.get((device_id, plate))
+                xy = self.associator.plate_xy.get((device_id, plate))
                 if xy is None or not recent:
                     return True  # no way to tell: wait for it
                 if any(distance(xy, here) <= reach for here in recent):

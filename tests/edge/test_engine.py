@@ -118,7 +118,7 @@ def test_putback_in_the_wrong_place_teaches_the_planogram(bench):
     bench.change("shelf-1", 3, -402)  # cider from plate 3
     bench.change("shelf-1", 1, +402)  # ... put back on the bread plate
     assert bench.store.cart("tok-1") == {}
-    assert C in bench.gw.engine.plate_products[("shelf-1", 1)]
+    assert C in bench.gw.engine.live.plate_products[("shelf-1", 1)]
     bench.change("shelf-1", 1, -402)  # the next shopper's pick there is a cider
     assert bench.store.cart("tok-1") == {C: 1}
 

@@ -1,0 +1,142 @@
+"""Who made a shelf event: the hand on the plates, else the nearest body, else the only one.
+
+Uses the positions that camera trackers report (``PositionBook``); with
+several candidates equally plausible it names none and says why, so the
+event goes to review instead of into the wrong cart.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from devices.layout import Planogram
+from edge.checkout.detector import ShelfEvent
+from edge.checkout.positions import PositionBook, distance
+from edge.config import AssociationConfig
+
+#: A hand this near the changed plates (3-D) may have made the change ...
+HAND_REACH_M = 0.35
+#: ... and a second hand this much farther away still leaves doubt.
+HAND_MARGIN_M = 0.08
+#: A hand whose nearest frame came this close to the plates touched them.
+HAND_TOUCH_M = 0.1
+#: Hand positions this long before and after the change count.
+HAND_SLACK_MS = 300
+
+PlateKey = tuple[str, int]
+
+
+@dataclass(frozen=True, slots=True)
+class Attribution:
+    token: str | None
+    shoppers: list[dict[str, Any]]  # the ranked candidates, for the review queue
+    problem: str | None  # why nobody could be chosen
+
+    @property
+    def touching(self) -> list[str]:
+        """Shoppers whose hands were on the changed plates."""
+        return [s["session_token"] for s in self.shoppers if s.get("touching")]
+
+
+def _centre(points: Sequence[tuple[float, ...]]) -> tuple[float, ...]:
+    return tuple(sum(p[i] for p in points) / len(points) for i in range(len(points[0])))
+
+
+class Associator:
+    def __init__(
+        self, planogram: Planogram, positions: PositionBook, cfg: AssociationConfig
+    ) -> None:
+        self.positions = positions
+        self._cfg = cfg
+        self.plate_xy: dict[PlateKey, tuple[float, float]] = {}
+        self._plate_xyz: dict[PlateKey, tuple[float, float, float]] = {}
+        for shelf in planogram.shelves:
+            for plate in shelf.plates:
+                if plate.x is None or plate.y is None:
+                    continue
+                self.plate_xy[(shelf.device_id, plate.plate)] = (plate.x, plate.y)
+                if plate.z is not None:
+                    self._plate_xyz[(shelf.device_id, plate.plate)] = (plate.x, plate.y, plate.z)
+
+    def attribute(self, event: ShelfEvent, sessions: list[str]) -> Attribution:
+        if not sessions:
+            return Attribution(None, [], "no shopper in the store")
+        if len(sessions) == 1:  # whatever the tracker says: nobody else can have done it
+            return Attribution(sessions[0], [{"session_token": sessions[0]}], None)
+        by_hand = self._by_hand(event, sessions)
+        if by_hand is not None:
+            return by_hand
+        by_body = self._by_body(event, sessions)
+        if by_body is not None:
+            return by_body
+        return Attribution(
+            None,
+            [{"session_token": t} for t in sessions],
+            "several shoppers in the store and no positions",
+        )
+
+    def _by_hand(self, event: ShelfEvent, sessions: list[str]) -> Attribution | None:
+        """The shopper whose hand was on these plates while they changed, if the tracker
+        reports hands and exactly one hand was clearly there."""
+        spots = [
+            self._plate_xyz[(event.device_id, p)]
+            for p in event.plates
+            if (event.device_id, p) in self._plate_xyz
+        ]
+        if not spots or not self.positions.tracking_hands:
+            return None
+        x, y, z = _centre(spots)
+        ranked: list[tuple[float, float, str]] = []
+        for token in sessions:
+            d = self.positions.hand_distance(token, event.start_ms, event.settled_ms, (x, y, z))
+            if d is None:  # a touch shorter than a tracker frame: look a little wider
+                d = self.positions.hand_distance(
+                    token,
+                    event.start_ms - HAND_SLACK_MS,
+                    event.settled_ms + HAND_SLACK_MS,
+                    (x, y, z),
+                )
+            if d is not None:
+                ranked.append((d[0], d[1], token))
+        ranked.sort()
+        if not ranked or ranked[0][0] > HAND_REACH_M:
+            return None  # no hand seen there: fall back to where the bodies were
+        shoppers = [
+            {"session_token": t, "hand_m": round(mean, 2), "touching": near <= HAND_TOUCH_M}
+            for mean, near, t in ranked
+        ]
+        touching = sum(1 for s in shoppers if s["touching"])
+        if touching > 1 or (len(ranked) > 1 and ranked[1][0] - ranked[0][0] < HAND_MARGIN_M):
+            return Attribution(None, shoppers, "two hands on the shelf")
+        return Attribution(ranked[0][2], shoppers, None)
+
+    def _by_body(self, event: ShelfEvent, sessions: list[str]) -> Attribution | None:
+        """The shopper standing clearly nearest the changed plates."""
+        spots = [
+            self.plate_xy[(event.device_id, p)]
+            for p in event.plates
+            if (event.device_id, p) in self.plate_xy
+        ]
+        if not spots or not self.positions.tracking:
+            return None
+        x, y = _centre(spots)
+        cfg = self._cfg
+        ranked: list[tuple[float, str]] = []
+        for token in sessions:
+            where = self.positions.mean_position(
+                token, event.start_ms - cfg.window_ms, event.end_ms + cfg.window_ms
+            )
+            if where is not None:
+                ranked.append((distance(where, (x, y)), token))
+        if not ranked:
+            return None
+        ranked.sort()
+        shoppers = [{"session_token": t, "distance_m": round(d, 2)} for d, t in ranked]
+        best_d, best = ranked[0]
+        if best_d > cfg.reach_m:
+            return Attribution(None, shoppers, "no tracked shopper within reach")
+        if len(ranked) > 1 and ranked[1][0] - best_d < cfg.margin_m:
+            return Attribution(None, shoppers, "two shoppers equally near")
+        return Attribution(best, shoppers, None)
