@@ -19,6 +19,7 @@ import sqlite_utils
 from ulid import ULID
 
 from edge.store.db import connect
+from edge.store.review import ReviewQueue
 
 
 def new_event_id() -> str:
@@ -37,7 +38,7 @@ class ReceiptRow:
         return self.quantity * self.unit_price_minor
 
 
-class Store:
+class Store(ReviewQueue):
     def __init__(self, db: sqlite_utils.Database) -> None:
         self.db = db
         self._lock = threading.RLock()
@@ -299,157 +300,4 @@ class Store:
             r
             for r in self.receipts(token=rows[0]["session_token"])
             if r["receipt_id"] == receipt_id
-        )
-
-    # ------------------------------------------------------------------ review queue
-
-    def add_review(
-        self, device_id: str, ts: int, body: dict[str, Any], reason: str, token: str | None
-    ) -> str:
-        review_id = new_event_id()
-        with self.transaction():
-            self._x(
-                "INSERT INTO review_items (review_id, created_ms, device_id, reason, delta_g,"
-                " session_token, body) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (
-                    review_id,
-                    ts,
-                    device_id,
-                    reason,
-                    body.get("delta_g", 0.0),
-                    token,
-                    json.dumps(body, sort_keys=True),
-                ),
-            )
-            self._event(
-                "review_needed",
-                ts,
-                device_id,
-                token,
-                {**body, "review_id": review_id, "why": reason},
-            )
-        return review_id
-
-    def _review_row(self, row: dict[str, Any]) -> dict[str, Any]:
-        out = {**row, "body": json.loads(row["body"])}
-        out["resolution"] = json.loads(row["resolution"]) if row["resolution"] else None
-        return out
-
-    def review_item(self, review_id: str) -> dict[str, Any] | None:
-        rows = list(self.db.query("SELECT * FROM review_items WHERE review_id = ?", (review_id,)))
-        return self._review_row(rows[0]) if rows else None
-
-    def reviews(self, status: str | None = "open", limit: int = 200) -> list[dict[str, Any]]:
-        where, params = ("WHERE status = ?", (status, limit)) if status else ("", (limit,))
-        rows = self.db.query(
-            f"SELECT * FROM review_items {where} ORDER BY created_ms, review_id LIMIT ?", params
-        )
-        return [self._review_row(r) for r in rows]
-
-    def review_count(self, status: str | None = None) -> int:
-        if status is None:
-            return int(self.db.execute("SELECT count(*) FROM review_items").fetchone()[0])
-        return int(
-            self.db.execute(
-                "SELECT count(*) FROM review_items WHERE status = ?", (status,)
-            ).fetchone()[0]
-        )
-
-    def _close_review(
-        self, review_id: str, status: str, ts: int, by: str, resolution: dict[str, Any]
-    ) -> None:
-        cur = self.db.conn.execute(
-            "UPDATE review_items SET status = ?, resolved_ms = ?, resolved_by = ?,"
-            " resolution = ? WHERE review_id = ? AND status = 'open'",
-            (status, ts, by, json.dumps(resolution, sort_keys=True), review_id),
-        )
-        if cur.rowcount != 1:
-            raise LookupError(f"review item {review_id} is not open")
-
-    def close_review(
-        self, review_id: str, status: str, ts: int, by: str, resolution: dict[str, Any]
-    ) -> None:
-        with self.transaction():
-            self._close_review(review_id, status, ts, by, resolution)
-            self._event("review_" + status, ts, None, None, {"review_id": review_id})
-
-    def resolve_review_into_cart(
-        self, review_id: str, ts: int, by: str, decision: dict[str, Any], delta: int
-    ) -> None:
-        """Resolve and change the open session's cart in one transaction."""
-        token, barcode = decision["session_token"], decision["barcode"]
-        with self.transaction():
-            self._close_review(review_id, "resolved", ts, by, decision)
-            self._x(
-                "INSERT INTO cart_lines (session_token, barcode, quantity) VALUES (?, ?, ?)"
-                " ON CONFLICT(session_token, barcode) DO UPDATE SET"
-                " quantity = quantity + excluded.quantity",
-                (token, barcode, delta),
-            )
-            self._x("DELETE FROM cart_lines WHERE session_token = ? AND quantity <= 0", (token,))
-            self._event(
-                "cart_change",
-                ts,
-                None,
-                token,
-                {"barcode": barcode, "delta": delta, "review_id": review_id},
-            )
-
-    def resolve_review_into_receipt(
-        self,
-        review_id: str,
-        ts: int,
-        by: str,
-        decision: dict[str, Any],
-        delta: int,
-        name: str,
-        unit_price_minor: int,
-    ) -> str:
-        """Resolve against an issued receipt: an extra charge (delta > 0) or a refund."""
-        token = decision["session_token"]
-        row = self.db.conn.execute(
-            "SELECT receipt_id FROM receipts WHERE session_token = ?", (token,)
-        ).fetchone()
-        if row is None:
-            raise LookupError(f"session {token!r} has no receipt")
-        adjustment_id = new_event_id()
-        with self.transaction():
-            self._close_review(review_id, "resolved", ts, by, decision)
-            self._x(
-                "INSERT INTO receipt_adjustments (adjustment_id, receipt_id, review_id,"
-                " barcode, name, quantity, unit_price_minor, amount_minor, created_ms)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    adjustment_id,
-                    row[0],
-                    review_id,
-                    decision["barcode"],
-                    name,
-                    delta,
-                    unit_price_minor,
-                    delta * unit_price_minor,
-                    ts,
-                ),
-            )
-            self._event(
-                "receipt_adjusted",
-                ts,
-                None,
-                token,
-                {
-                    "receipt_id": row[0],
-                    "adjustment_id": adjustment_id,
-                    "amount_minor": delta * unit_price_minor,
-                },
-            )
-        return adjustment_id
-
-    def adjustments(self, receipt_id: str) -> list[dict[str, Any]]:
-        return list(
-            self.db.query(
-                "SELECT adjustment_id, review_id, barcode, name, quantity, unit_price_minor,"
-                " amount_minor, created_ms FROM receipt_adjustments WHERE receipt_id = ?"
-                " ORDER BY created_ms",
-                (receipt_id,),
-            )
         )
