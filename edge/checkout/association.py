@@ -36,8 +36,8 @@ class Attribution:
 
     @property
     def touching(self) -> list[str]:
-        """Shoppers whose hands were on the changed plates."""
-        return [s["session_token"] for s in self.shoppers if s.get("touching")]
+        """Shoppers whose hands were at the changed plates (within reach, on average)."""
+        return [s["session_token"] for s in self.shoppers if s.get("hand_m", 99) <= HAND_REACH_M]
 
 
 def _centre(points: Sequence[tuple[float, ...]]) -> tuple[float, ...]:
@@ -104,11 +104,17 @@ class Associator:
         if not ranked or ranked[0][0] > HAND_REACH_M:
             return None  # no hand seen there: fall back to where the bodies were
         shoppers = [
-            {"session_token": t, "hand_m": round(mean, 2), "touching": near <= HAND_TOUCH_M}
+            {
+                "session_token": t,
+                "hand_m": round(mean, 2),
+                "touching": mean <= HAND_REACH_M and near <= HAND_TOUCH_M,
+            }
             for mean, near, t in ranked
         ]
-        touching = sum(1 for s in shoppers if s["touching"])
-        if touching > 1 or (len(ranked) > 1 and ranked[1][0] - ranked[0][0] < HAND_MARGIN_M):
+        touching = [s["session_token"] for s in shoppers if s["touching"]]
+        if len(touching) == 1:  # one hand on the plates, the others only near them
+            return Attribution(touching[0], shoppers, None)
+        if len(touching) > 1 or (len(ranked) > 1 and ranked[1][0] - ranked[0][0] < HAND_MARGIN_M):
             return Attribution(None, shoppers, "two hands on the shelf")
         return Attribution(ranked[0][2], shoppers, None)
 

@@ -140,8 +140,8 @@ class CheckoutEngine:
         elif best.confidence < self._inference.min_confidence:
             problem = "products of similar weight: cannot tell which"
         if (
-            problem == "two hands on the shelf"
-            and best is not None
+            best is not None
+            and best.quantity > 1
             and best.confidence >= self._inference.min_confidence
             and event.delta_g < 0
             and self._split_between_hands(event, best, who, body)

@@ -39,10 +39,11 @@ class PositionBook:
         self, token: str, start_ms: int, end_ms: int, spot: tuple[float, float, float]
     ) -> tuple[float, float] | None:
         """How far the shopper's hand was from ``spot`` (3-D) between start and end:
-        (the mean position's distance, the nearest single position's distance).
+        (typical distance while nearest, the nearest single frame's distance).
 
-        The hand positions of the window are averaged first (the tracker's noise
-        averages out over a touch of a few frames), then measured against the spot.
+        The typical distance is that of the mean position of the third of the frames
+        nearest the spot: a hand that touched the plates for only part of the window
+        is still seen there, and the tracker's noise averages out over those frames.
         """
         hands = self._hands.get(token)
         if not hands:
@@ -50,13 +51,15 @@ class PositionBook:
         inside = [(x, y, z) for t, x, y, z in hands if start_ms <= t <= end_ms]
         if not inside:
             return None
-        n = len(inside)
+        inside.sort(key=lambda p: math.dist(p, spot))
+        nearest = inside[: max(1, len(inside) // 3)]
+        n = len(nearest)
         mean = (
-            sum(p[0] for p in inside) / n,
-            sum(p[1] for p in inside) / n,
-            sum(p[2] for p in inside) / n,
+            sum(p[0] for p in nearest) / n,
+            sum(p[1] for p in nearest) / n,
+            sum(p[2] for p in nearest) / n,
         )
-        return math.dist(mean, spot), min(math.dist(p, spot) for p in inside)
+        return math.dist(mean, spot), math.dist(inside[0], spot)
 
     @property
     def tracking_hands(self) -> bool:

@@ -52,18 +52,17 @@ class Bench:
         gate = "gate-in" if direction == "entry" else "gate-out"
         self.send(p.gate_topic("s-1", gate), {"direction": direction, "session_token": token})
 
-    def positions(self, where: dict[str, tuple[float, float]]) -> None:
-        self.send(
-            p.positions_topic("s-1", "tracker-1"),
-            {
-                "positions": [
-                    {"track_id": t, "session_token": t, "x": x, "y": y}
-                    for t, (x, y) in where.items()
-                ]
-            },
-        )
+    def positions(self, where: dict[str, tuple[float, ...]]) -> None:
+        """Body (x, y), or body and hand (x, y, hand_x, hand_y, hand_z), per token."""
+        tracks = []
+        for t, xy in where.items():
+            track = {"track_id": t, "session_token": t, "x": xy[0], "y": xy[1]}
+            if len(xy) == 5:
+                track.update(hand_x=xy[2], hand_y=xy[3], hand_z=xy[4])
+            tracks.append(track)
+        self.send(p.positions_topic("s-1", "tracker-1"), {"positions": tracks})
 
-    def tick(self, seconds: float = 0.2, where: dict[str, tuple[float, float]] | None = None):
+    def tick(self, seconds: float = 0.2, where: dict[str, tuple[float, ...]] | None = None):
         """Advance time in 200 ms batches, every shelf publishing its (noisy) loads."""
         for _ in range(max(1, round(seconds / 0.2))):
             for shelf in self.planogram.shelves:

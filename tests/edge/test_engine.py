@@ -25,19 +25,19 @@ def _planogram(**plates_xy: bool) -> Planogram:
                             "plate": 0,
                             "barcode": A,
                             "stock": 5,
-                            **({"x": 0.0, "y": 0.0} if xy else {}),
+                            **({"x": 0.0, "y": 0.0, "z": 1.0} if xy else {}),
                         },
                         {
                             "plate": 1,
                             "barcode": B,
                             "stock": 5,
-                            **({"x": 0.5, "y": 0.0} if xy else {}),
+                            **({"x": 0.5, "y": 0.0, "z": 1.0} if xy else {}),
                         },
                         {
                             "plate": 3,
                             "barcode": C,
                             "stock": 5,
-                            **({"x": 3.0, "y": 0.0} if xy else {}),
+                            **({"x": 3.0, "y": 0.0, "z": 1.0} if xy else {}),
                         },
                     ],
                 }
@@ -150,3 +150,36 @@ def test_review_resolved_into_the_cart_and_after_exit_into_the_receipt(bench):
     [stored] = bench.store.receipts(token="tok-1")
     assert stored["adjusted_total_minor"] == 250
     assert stored["adjustments"][0]["quantity"] == 1
+
+
+def test_the_hand_on_the_plate_decides_between_shoppers_standing_together(tmp_path):
+    b = Bench(tmp_path, _planogram(xy=True), trackers=("tracker-1",))
+    b.tick(1)
+    b.gate("entry", "taker")
+    b.gate("entry", "watcher")
+    rest = {"taker": (0.4, -0.6, 0.4, -0.5, 0.9), "watcher": (0.45, -0.6, 0.45, -0.5, 0.9)}
+    b.tick(1, where=rest)
+    reach = {**rest, "taker": (0.4, -0.6, 0.02, 0.01, 1.0)}  # hand on plate 0
+    b.loads[("shelf-1", 0)] -= 400
+    b.tick(0.6, where=reach)
+    b.tick(1.2, where=rest)
+    assert b.store.cart("taker") == {A: 1}
+    assert b.store.cart("watcher") == {}
+    assert b.store.reviews() == []
+    b.store.close()
+
+
+def test_two_hands_two_units_one_each(tmp_path):
+    b = Bench(tmp_path, _planogram(xy=True), trackers=("tracker-1",))
+    b.tick(1)
+    b.gate("entry", "left-1")
+    b.gate("entry", "right-1")
+    rest = {"left-1": (0.3, -0.6, 0.3, -0.5, 0.9), "right-1": (0.7, -0.6, 0.7, -0.5, 0.9)}
+    b.tick(1, where=rest)
+    both = {"left-1": (0.3, -0.6, 0.48, 0.0, 1.0), "right-1": (0.7, -0.6, 0.52, 0.01, 1.0)}
+    b.loads[("shelf-1", 1)] -= 1200  # two loaves at once
+    b.tick(0.6, where=both)
+    b.tick(1.2, where=rest)
+    assert b.store.cart("left-1") == {B: 1}
+    assert b.store.cart("right-1") == {B: 1}
+    b.store.close()
