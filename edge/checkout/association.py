@@ -103,7 +103,7 @@ class Associator:
         ranked.sort()
         if not ranked or ranked[0][0] > HAND_REACH_M:
             return None  # no hand seen there: fall back to where the bodies were
-        shoppers = [
+        shoppers: list[dict[str, Any]] = [
             {
                 "session_token": t,
                 "hand_m": round(mean, 2),
@@ -111,7 +111,7 @@ class Associator:
             }
             for mean, near, t in ranked
         ]
-        touching = [s["session_token"] for s in shoppers if s["touching"]]
+        touching = [t for mean, near, t in ranked if mean <= HAND_REACH_M and near <= HAND_TOUCH_M]
         if len(touching) == 1:  # one hand on the plates, the others only near them
             return Attribution(touching[0], shoppers, None)
         if len(touching) > 1 or (len(ranked) > 1 and ranked[1][0] - ranked[0][0] < HAND_MARGIN_M):
