@@ -45,7 +45,7 @@ import math
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, get_args
 
 from devices.layout import Planogram, Plate
 from firmware_sim.scenario import Case, CaseEvent
@@ -60,16 +60,7 @@ HardKind = Literal[
     "putback_wrong",
     "handoff",
 ]
-HARD_KINDS: tuple[HardKind, ...] = (
-    "simultaneous",
-    "equal_weight",
-    "multi_unit",
-    "long_hold",
-    "across",
-    "putback_home",
-    "putback_wrong",
-    "handoff",
-)
+HARD_KINDS: tuple[HardKind, ...] = get_args(HardKind)
 
 #: Most shoppers in the store at once.
 MAX_CONCURRENT = 8
