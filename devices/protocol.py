@@ -247,6 +247,28 @@ def is_gateway_topic(topic: str) -> bool:
     return len(parts) >= 4 and "/".join(parts[:2]) == PROTOCOL_ROOT and parts[3] == GATEWAY_ID
 
 
+def store_filter(store_id: str) -> str:
+    """Every topic of one store (what the gateway may read and write)."""
+    return f"{PROTOCOL_ROOT}/{store_id}/#"
+
+
+def device_acl_patterns(store_id: str) -> list[tuple[str, str]]:
+    """Mosquitto ACL ``pattern`` rules for devices, with ``%u`` = the device's username (= id).
+
+    A device publishes only under its own id, never a command (only the ack of one),
+    and reads only its own commands.
+    """
+    own = f"{PROTOCOL_ROOT}/{store_id}/%u"
+    return [
+        ("write", f"{own}/birth"),
+        ("write", f"{own}/state"),
+        ("write", f"{own}/telemetry/+"),
+        ("write", f"{own}/event/+"),
+        ("write", f"{own}/cmd/+/ack"),
+        ("read", f"{own}/cmd/+"),
+    ]
+
+
 def gateway_subscriptions(store_id: str) -> list[str]:
     """Topic filters the gateway subscribes to for one store."""
     base = f"{PROTOCOL_ROOT}/{store_id}/+"

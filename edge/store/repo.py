@@ -19,6 +19,7 @@ import sqlite_utils
 from ulid import ULID
 
 from edge.store.db import connect
+from edge.store.registry import Registry
 from edge.store.review import ReviewQueue
 
 
@@ -38,7 +39,7 @@ class ReceiptRow:
         return self.quantity * self.unit_price_minor
 
 
-class Store(ReviewQueue):
+class Store(ReviewQueue, Registry):
     def __init__(self, db: sqlite_utils.Database) -> None:
         self.db = db
         self._lock = threading.RLock()

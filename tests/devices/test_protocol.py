@@ -94,3 +94,10 @@ def test_messages_are_frozen():
     msg = p.GateEvent(seq=1, ts=1, direction="exit", session_token="abcd")
     with pytest.raises(ValueError, match="frozen"):
         msg.seq = 2  # type: ignore[misc]
+
+
+def test_acl_patterns_confine_a_device_to_its_own_topics():
+    rules = {topic: access for access, topic in p.device_acl_patterns("s")}
+    assert rules[p.weight_topic("s", "%u").replace("/weight", "/+")] == "write"
+    assert rules[p.command_filter("s", "%u")] == "read"
+    assert all("%u" in topic for topic in rules)
