@@ -67,6 +67,9 @@ class _DeviceMessage(BaseModel):
 
     seq: Seq
     ts: TsMs
+    device_id: str | None = Field(
+        default=None, description="when sent, must name the device of the topic"
+    )
 
 
 class Birth(_DeviceMessage):
@@ -334,6 +337,8 @@ def decode(topic: str, payload: bytes) -> Inbound:
         message = INBOUND[kind].model_validate(data)
     except ValidationError as exc:
         raise DecodeError(f"invalid {kind.value}: {_summarise(exc)}") from None
+    if message.device_id is not None and message.device_id != device_id:
+        raise DecodeError(f"payload says device {message.device_id!r}, topic says {device_id!r}")
     return Inbound(store_id, device_id, kind, message, command)  # type: ignore[arg-type]
 
 

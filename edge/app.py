@@ -69,6 +69,8 @@ class Gateway:
         known = {shelf.device_id: "shelf" for shelf in self.planogram.shelves}
         known.update({gate.device_id: "gate" for gate in config.gates})
         known.update(dict.fromkeys(config.trackers, "camera"))
+        for device in self.store.provisioned():
+            known.setdefault(device["device_id"], device["device_type"])
         self._gate_direction = {gate.device_id: gate.direction for gate in config.gates}
         self.dispatcher = Dispatcher(config.store_id, known, self.handlers(), self.store)
         self.link: MqttLink | None = None

@@ -101,3 +101,18 @@ def test_acl_patterns_confine_a_device_to_its_own_topics():
     assert rules[p.weight_topic("s", "%u").replace("/weight", "/+")] == "write"
     assert rules[p.command_filter("s", "%u")] == "read"
     assert all("%u" in topic for topic in rules)
+
+
+def test_a_payload_naming_another_device_is_rejected():
+    ok = p.decode(
+        p.gate_topic("s", "gate-1"),
+        b'{"seq": 1, "ts": 1, "device_id": "gate-1", '
+        b'"direction": "entry", "session_token": "abcd"}',
+    )
+    assert ok.device_id == "gate-1"
+    with pytest.raises(p.DecodeError, match="payload says device 'gate-2'"):
+        p.decode(
+            p.gate_topic("s", "gate-1"),
+            b'{"seq": 1, "ts": 1, "device_id": "gate-2", '
+            b'"direction": "entry", "session_token": "abcd"}',
+        )

@@ -3,6 +3,7 @@ import json
 import pytest
 
 from devices import protocol as p
+from devices.credentials import hash_password
 from edge.app import Gateway
 from edge.config import default_config_path, load_config
 from edge.ingest.dispatcher import Dispatcher, MissingHandlerError
@@ -84,3 +85,18 @@ def test_a_last_will_with_an_old_seq_is_still_applied(gateway):
     assert d.dispatch(p.state_topic(sid, "shelf-1"), b'{"seq": 0, "ts": 9, "state": "offline"}')
     [dev] = gateway.store.devices()
     assert dev["state"] == "offline"
+
+
+def test_provisioned_devices_are_known_to_the_gateway(tmp_path):
+    cfg = load_config(default_config_path(), env={})
+    cfg = cfg.model_copy(
+        update={"database": cfg.database.model_copy(update={"path": tmp_path / "g.db"})}
+    )
+    store = Store.open(tmp_path / "g.db")
+    store.provision(cfg.store_id, "fridge-9", "fridge", hash_password("x"), 1)
+    store.close()
+    gw = Gateway(cfg)
+    assert gw.dispatcher.known_devices["fridge-9"] == "fridge"
+    birth = b'{"seq": 0, "ts": 1, "device_type": "fridge", "firmware": "1.0", "birth_count": 0}'
+    assert gw.dispatcher.dispatch(p.birth_topic(cfg.store_id, "fridge-9"), birth)
+    gw.store.close()
