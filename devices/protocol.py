@@ -54,6 +54,7 @@ class MessageKind(StrEnum):
     WEIGHT = "telemetry/weight"
     GATE = "event/gate"
     POSITIONS = "telemetry/positions"
+    HEARTBEAT = "telemetry/heartbeat"
     CMD_ACK = "cmd/ack"
 
 
@@ -85,6 +86,15 @@ class DeviceState(_DeviceMessage):
     """Retained online/offline flag; the offline form is the device's last will."""
 
     state: Literal["online", "offline"]
+
+
+class Heartbeat(_DeviceMessage):
+    """Sent every few seconds: the device is alive, and how it is doing."""
+
+    uptime_s: float = Field(ge=0)
+    firmware: str = Field(min_length=1, max_length=64)
+    battery_pct: float | None = Field(default=None, ge=0, le=100)
+    rssi_dbm: int | None = Field(default=None, ge=-150, le=0)
 
 
 class WeightBatch(_DeviceMessage):
@@ -186,10 +196,11 @@ INBOUND: dict[MessageKind, type[_DeviceMessage]] = {
     MessageKind.WEIGHT: WeightBatch,
     MessageKind.GATE: GateEvent,
     MessageKind.POSITIONS: Positions,
+    MessageKind.HEARTBEAT: Heartbeat,
     MessageKind.CMD_ACK: CommandAck,
 }
 
-DeviceMessage = Birth | DeviceState | WeightBatch | GateEvent | Positions | CommandAck
+DeviceMessage = Birth | DeviceState | WeightBatch | GateEvent | Positions | Heartbeat | CommandAck
 
 
 # --------------------------------------------------------------------------- topics
@@ -217,6 +228,10 @@ def gate_topic(store_id: str, device_id: str) -> str:
 
 def positions_topic(store_id: str, device_id: str) -> str:
     return f"{_device_base(store_id, device_id)}/{MessageKind.POSITIONS.value}"
+
+
+def heartbeat_topic(store_id: str, device_id: str) -> str:
+    return f"{_device_base(store_id, device_id)}/{MessageKind.HEARTBEAT.value}"
 
 
 def command_topic(store_id: str, device_id: str, name: str) -> str:

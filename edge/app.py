@@ -21,6 +21,7 @@ from devices.protocol import (
     CommandAck,
     DeviceState,
     GateEvent,
+    Heartbeat,
     Inbound,
     MessageKind,
     Positions,
@@ -32,6 +33,7 @@ from devices.protocol import (
 )
 from edge.checkout.engine import CheckoutEngine
 from edge.config import GatewayConfig
+from edge.health import Liveness
 from edge.ingest.dispatcher import Dispatcher, Handler, Rejected
 from edge.mqtt.broker import EmbeddedBroker
 from edge.mqtt.link import MqttLink, Received
@@ -72,7 +74,12 @@ class Gateway:
         for device in self.store.provisioned():
             known.setdefault(device["device_id"], device["device_type"])
         self._gate_direction = {gate.device_id: gate.direction for gate in config.gates}
-        self.dispatcher = Dispatcher(config.store_id, known, self.handlers(), self.store)
+        self.liveness = Liveness(
+            round(config.devices.offline_after_s * 1000), self._on_device_state
+        )
+        self.dispatcher = Dispatcher(
+            config.store_id, known, self.handlers(), self.store, on_accepted=self._on_accepted
+        )
         self.link: MqttLink | None = None
         self._actions: queue.Queue[tuple[Callable[[], Any], Future[Any]]] = queue.Queue()
         self._stop = threading.Event()
@@ -87,6 +94,7 @@ class Gateway:
             MessageKind.WEIGHT: self._on_weight,
             MessageKind.GATE: self._on_gate,
             MessageKind.POSITIONS: self._on_positions,
+            MessageKind.HEARTBEAT: self._on_heartbeat,
             MessageKind.CMD_ACK: self._on_cmd_ack,
         }
 
@@ -100,8 +108,30 @@ class Gateway:
     def _on_state(self, inbound: Inbound) -> None:
         msg = inbound.message
         assert isinstance(msg, DeviceState)
-        kind = self.dispatcher.known_devices[inbound.device_id]
-        self.store.record_state(inbound.device_id, kind, msg.state, msg.ts)
+        now = self.engine.clock_ms()
+        if msg.state == "online":
+            self.liveness.seen(inbound.device_id, now)
+        else:
+            self.liveness.gone(inbound.device_id, now, "said offline (goodbye or last will)")
+
+    def _on_accepted(self, inbound: Inbound) -> None:
+        if inbound.kind is not MessageKind.STATE:
+            self.liveness.seen(inbound.device_id, self.engine.clock_ms())
+
+    def _on_device_state(self, device_id: str, state: str, reason: str, now_ms: int) -> None:
+        kind = self.dispatcher.known_devices.get(device_id, "unknown")
+        self.store.record_state(device_id, kind, state, now_ms, reason)
+        log.info("device %s is %s (%s)", device_id, state, reason)
+
+    def _on_heartbeat(self, inbound: Inbound) -> None:
+        msg = inbound.message
+        assert isinstance(msg, Heartbeat)
+        self.store.record_heartbeat(
+            inbound.device_id,
+            self.dispatcher.known_devices[inbound.device_id],
+            msg.ts,
+            msg.model_dump(include={"uptime_s", "firmware", "battery_pct", "rssi_dbm"}),
+        )
 
     def _on_weight(self, inbound: Inbound) -> None:
         msg = inbound.message
@@ -250,6 +280,7 @@ class Gateway:
                 if time.monotonic() - last_flush > COUNTER_FLUSH_S:
                     last_flush = time.monotonic()
                     self.store.save_device_counters(self.dispatcher.seq.counters())
+                    self.liveness.check(self.engine.clock_ms())
             except Exception:
                 # The dispatcher dead-letters handler errors; this is a bug in our own
                 # loop.  Keep serving the store, and keep the evidence in the log.

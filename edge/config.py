@@ -114,6 +114,12 @@ class GateConfig(_Strict):
     direction: Literal["entry", "exit"]
 
 
+class DevicesConfig(_Strict):
+    offline_after_s: float = Field(
+        default=30.0, gt=0, description="no message for this long: the device is offline"
+    )
+
+
 class GatewayConfig(_Strict):
     store_id: DeviceId
     planogram: Path = Field(description="planogram YAML, relative to the config file")
@@ -127,6 +133,7 @@ class GatewayConfig(_Strict):
     detector: DetectorConfig = DetectorConfig()
     inference: InferenceConfig = InferenceConfig()
     association: AssociationConfig = AssociationConfig()
+    devices: DevicesConfig = DevicesConfig()
 
 
 class ConfigError(ValueError):

@@ -21,11 +21,13 @@ from devices.protocol import (
     CommandAck,
     DeviceState,
     DeviceType,
+    Heartbeat,
     birth_topic,
     command_ack_topic,
     command_filter,
     command_topic,
     encode,
+    heartbeat_topic,
     state_topic,
 )
 
@@ -64,6 +66,7 @@ class SimDevice:
         password: str | None = None,
         firmware: str = "sim-1.0.0",
         plates: int = 0,
+        heartbeat_s: float = 5.0,
     ) -> None:
         self.store_id = store_id
         self.device_id = device_id
@@ -83,6 +86,12 @@ class SimDevice:
         self._started = False
         self._stopping = False
         self._online_info: mqtt.MQTTMessageInfo | None = None
+        self.heartbeat_s = heartbeat_s
+        self._started_at = time.monotonic()
+        self._halt = threading.Event()
+        self._heartbeat_thread = threading.Thread(
+            target=self._heartbeats, name=f"{device_id}-heartbeat", daemon=True
+        )
 
         self._client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=device_id)
         if username is not None:
@@ -133,6 +142,8 @@ class SimDevice:
         deadline = time.monotonic() + timeout
         if self._connected.wait(timeout) and self._online_acknowledged(deadline):
             logger.info("device %s connected to %s:%d", self.device_id, self.host, self.port)
+            if self.heartbeat_s > 0:
+                self._heartbeat_thread.start()
             return
         reason = self._last_connect_error or "no answer"
         self._shutdown_client()
@@ -145,6 +156,7 @@ class SimDevice:
         """Publish the retained offline state, disconnect cleanly and stop the network loop."""
         if not self._started:
             return
+        self._halt.set()
         if self.connected:
             offline = DeviceState(seq=self.next_seq(), ts=now_ms(), state="offline")
             info = self.publish(state_topic(self.store_id, self.device_id), offline, retain=True)
@@ -154,6 +166,20 @@ class SimDevice:
                 logger.warning("device %s: offline state not sent: %s", self.device_id, exc)
         self._shutdown_client()
         logger.info("device %s stopped", self.device_id)
+
+    def heartbeat(self) -> Heartbeat:
+        """What the device reports about itself; subclasses add battery or signal."""
+        return Heartbeat(
+            seq=self.next_seq(),
+            ts=now_ms(),
+            firmware=self.firmware,
+            uptime_s=round(time.monotonic() - self._started_at, 1),
+        )
+
+    def _heartbeats(self) -> None:
+        while not self._halt.wait(self.heartbeat_s):
+            if self.connected:
+                self.publish(heartbeat_topic(self.store_id, self.device_id), self.heartbeat())
 
     def _online_acknowledged(self, deadline: float) -> bool:
         """Wait until the broker has the retained online state (so start() means online)."""

@@ -37,12 +37,14 @@ class Dispatcher:
         handlers: Mapping[MessageKind, Handler],
         store: Store,
         seq: SeqTracker | None = None,
+        on_accepted: Handler | None = None,
     ) -> None:
         missing = set(INBOUND) - set(handlers)
         if missing:
             names = ", ".join(sorted(k.value for k in missing))
             raise MissingHandlerError(f"no handler for inbound message kinds: {names}")
         self.store_id = store_id
+        self._on_accepted = on_accepted
         self.known_devices = dict(known_devices)  # device_id -> device type
         self.handlers = dict(handlers)
         self.store = store
@@ -82,6 +84,8 @@ class Dispatcher:
             log.exception("handler for %s failed on %s", inbound.kind.value, topic)
             return self._reject(topic, payload, f"handler error: {type(exc).__name__}: {exc}")
         self.counts[inbound.kind.value] += 1
+        if self._on_accepted is not None:
+            self._on_accepted(inbound)
         return True
 
     def _reject(self, topic: str, payload: bytes, reason: str) -> bool:

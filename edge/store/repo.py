@@ -89,15 +89,44 @@ class Store(ReviewQueue, Registry):
             )
             self._event("device_birth", ts, device_id, None, {"birth_count": birth_count})
 
-    def record_state(self, device_id: str, device_type: str, state: str, ts: int) -> None:
+    def record_state(
+        self, device_id: str, device_type: str, state: str, ts: int, reason: str = ""
+    ) -> None:
         with self.transaction():
             self._x(
-                "INSERT INTO devices (device_id, device_type, state, last_seen_ms)"
-                " VALUES (?, ?, ?, ?) ON CONFLICT(device_id) DO UPDATE SET"
-                " state = excluded.state, last_seen_ms = excluded.last_seen_ms",
-                (device_id, device_type, state, ts),
+                "INSERT INTO devices (device_id, device_type, state, last_seen_ms, offline_reason)"
+                " VALUES (?, ?, ?, ?, ?) ON CONFLICT(device_id) DO UPDATE SET"
+                " state = excluded.state, last_seen_ms = excluded.last_seen_ms,"
+                " offline_reason = excluded.offline_reason",
+                (device_id, device_type, state, ts, reason if state == "offline" else None),
             )
-            self._event("device_state", ts, device_id, None, {"state": state})
+            self._event("device_state", ts, device_id, None, {"state": state, "reason": reason})
+
+    def record_heartbeat(
+        self,
+        device_id: str,
+        device_type: str,
+        ts: int,
+        health: dict[str, Any],
+    ) -> None:
+        """``health``: uptime_s, firmware, battery_pct, rssi_dbm (the last two may be None)."""
+        with self.transaction():
+            self._x(
+                "INSERT INTO devices (device_id, device_type, uptime_s, firmware, battery_pct,"
+                " rssi_dbm, last_heartbeat_ms) VALUES (?, ?, ?, ?, ?, ?, ?)"
+                " ON CONFLICT(device_id) DO UPDATE SET uptime_s = excluded.uptime_s,"
+                " firmware = excluded.firmware, battery_pct = excluded.battery_pct,"
+                " rssi_dbm = excluded.rssi_dbm, last_heartbeat_ms = excluded.last_heartbeat_ms",
+                (
+                    device_id,
+                    device_type,
+                    health["uptime_s"],
+                    health["firmware"],
+                    health.get("battery_pct"),
+                    health.get("rssi_dbm"),
+                    ts,
+                ),
+            )
 
     def save_device_counters(self, rows: list[tuple[str, int, int, int, int]]) -> None:
         """(device_id, last_seq, last_seen_ms, seq_gaps, duplicates) for known devices."""

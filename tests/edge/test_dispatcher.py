@@ -65,7 +65,7 @@ def test_duplicate_seq_is_dropped(gateway):
     assert d.dispatch(topic, payload.encode())
     assert not d.dispatch(topic, payload.encode())
     assert d.counts["duplicates"] == 1
-    assert [e["kind"] for e in gateway.store.events()] == ["session_open"]
+    assert [e["kind"] for e in gateway.store.events()] == ["session_open", "device_state"]
 
 
 def test_the_gateways_own_messages_are_not_dead_letters(gateway):
@@ -99,4 +99,50 @@ def test_provisioned_devices_are_known_to_the_gateway(tmp_path):
     assert gw.dispatcher.known_devices["fridge-9"] == "fridge"
     birth = b'{"seq": 0, "ts": 1, "device_type": "fridge", "firmware": "1.0", "birth_count": 0}'
     assert gw.dispatcher.dispatch(p.birth_topic(cfg.store_id, "fridge-9"), birth)
+    gw.store.close()
+
+
+def test_a_device_goes_offline_on_its_will_or_when_silent(tmp_path):
+    cfg = load_config(default_config_path(), env={"STOREEDGE_DEVICES__OFFLINE_AFTER_S": "10"})
+    cfg = cfg.model_copy(
+        update={"database": cfg.database.model_copy(update={"path": tmp_path / "g.db"})}
+    )
+    now = [1_000_000]
+    gw = Gateway(cfg, clock_ms=lambda: now[0])
+    sid = cfg.store_id
+    beat = b'{"seq": 1, "ts": 5, "uptime_s": 12.5, "firmware": "2.1", "battery_pct": 80, '
+    assert gw.dispatcher.dispatch(p.heartbeat_topic(sid, "gate-entry"), beat + b'"rssi_dbm": -60}')
+    assert gw.dispatcher.dispatch(p.heartbeat_topic(sid, "gate-exit"), beat + b'"rssi_dbm": -61}')
+    devices = {d["device_id"]: d for d in gw.store.devices()}
+    assert devices["gate-entry"]["state"] == "online"
+    assert devices["gate-entry"]["battery_pct"] == 80
+    assert devices["gate-entry"]["uptime_s"] == 12.5
+    # the last will of one
+    assert gw.dispatcher.dispatch(
+        p.state_topic(sid, "gate-exit"), b'{"seq": 0, "ts": 6, "state": "offline"}'
+    )
+    # silence of the other, past offline_after_s
+    now[0] += 5_000
+    assert gw.liveness.check(now[0]) == []
+    now[0] += 6_000
+    assert gw.liveness.check(now[0]) == ["gate-entry"]
+    devices = {d["device_id"]: d for d in gw.store.devices()}
+    assert devices["gate-exit"]["state"] == "offline"
+    assert "last will" in devices["gate-exit"]["offline_reason"]
+    assert devices["gate-entry"]["state"] == "offline"
+    assert "nothing heard for 11 s" in devices["gate-entry"]["offline_reason"]
+    # it speaks again: online
+    assert gw.dispatcher.dispatch(
+        p.heartbeat_topic(sid, "gate-entry"),
+        beat.replace(b'"seq": 1', b'"seq": 2') + b'"rssi_dbm": -60}',
+    )
+    assert {d["device_id"]: d["state"] for d in gw.store.devices()}["gate-entry"] == "online"
+    states = [e["body"]["state"] for e in gw.store.events("device_state")]
+    assert states == ["online", "online", "offline", "offline", "online"]
+    bad = gw.dispatcher.dispatch(
+        p.heartbeat_topic(sid, "gate-entry"),
+        b'{"seq": 3, "ts": 7, "uptime_s": -1, "firmware": "x"}',
+    )
+    assert not bad
+    assert "uptime_s" in gw.store.dead_letters()[0]["reason"]
     gw.store.close()

@@ -1,0 +1,53 @@
+"""Device liveness: online while messages arrive, offline on the last will or silence.
+
+Times are the gateway's own clock (device clocks may be skewed).  Every change of
+state is written as a device state event, which later syncs to HQ.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+#: The state change callback: (device_id, "online" | "offline", reason, now_ms).
+OnChange = Callable[[str, str, str, int], None]
+
+
+class Liveness:
+    def __init__(self, offline_after_ms: int, on_change: OnChange) -> None:
+        self._after = offline_after_ms
+        self._on_change = on_change
+        self._last: dict[str, int] = {}
+        self._state: dict[str, str] = {}
+
+    def seen(self, device_id: str, now_ms: int, *, announce: bool = True) -> None:
+        self._last[device_id] = now_ms
+        if self._state.get(device_id) != "online":
+            self._state[device_id] = "online"
+            if announce:
+                self._on_change(device_id, "online", "message received", now_ms)
+
+    def gone(self, device_id: str, now_ms: int, reason: str) -> None:
+        """The device said goodbye (or its last will did)."""
+        if self._state.get(device_id) != "offline":
+            self._state[device_id] = "offline"
+            self._on_change(device_id, "offline", reason, now_ms)
+
+    def check(self, now_ms: int) -> list[str]:
+        """Mark silent devices offline; returns their ids."""
+        silent = [
+            d
+            for d, state in self._state.items()
+            if state == "online" and now_ms - self._last[d] > self._after
+        ]
+        for device_id in silent:
+            self._state[device_id] = "offline"
+            self._on_change(
+                device_id,
+                "offline",
+                f"nothing heard for {(now_ms - self._last[device_id]) / 1000:.0f} s",
+                now_ms,
+            )
+        return silent
+
+    def state(self, device_id: str) -> str | None:
+        return self._state.get(device_id)
