@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 from devices.layout import Planogram, load_planogram
 from devices.protocol import (
     Birth,
+    Command,
     CommandAck,
     DeviceState,
     GateEvent,
@@ -27,6 +28,7 @@ from devices.protocol import (
     Positions,
     ReceiptMessage,
     WeightBatch,
+    command_topic,
     encode,
     gateway_subscriptions,
     receipt_topic,
@@ -37,7 +39,7 @@ from edge.health import Liveness
 from edge.ingest.dispatcher import Dispatcher, Handler, Rejected
 from edge.mqtt.broker import EmbeddedBroker
 from edge.mqtt.link import MqttLink, Received
-from edge.store.repo import Store
+from edge.store.repo import Store, new_event_id
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -74,6 +76,8 @@ class Gateway:
         for device in self.store.provisioned():
             known.setdefault(device["device_id"], device["device_type"])
         self._gate_direction = {gate.device_id: gate.direction for gate in config.gates}
+        self._born: set[str] = set()  # devices whose birth this gateway has seen
+        self._asked: set[str] = set()  # ... and those asked for a rebirth
         self.liveness = Liveness(
             round(config.devices.offline_after_s * 1000), self._on_device_state
         )
@@ -117,6 +121,25 @@ class Gateway:
     def _on_accepted(self, inbound: Inbound) -> None:
         if inbound.kind is not MessageKind.STATE:
             self.liveness.seen(inbound.device_id, self.engine.clock_ms())
+        if inbound.kind is MessageKind.BIRTH:
+            self._born.add(inbound.device_id)
+        elif inbound.device_id not in self._born and inbound.device_id not in self._asked:
+            # Sparkplug's rule: data from a device whose birth we missed (we started after
+            # it did) -> ask it to be born again, so we learn its full state.
+            self._asked.add(inbound.device_id)
+            self.send_command(inbound.device_id, "rebirth")
+
+    def send_command(self, device_id: str, name: str, args: dict[str, Any] | None = None) -> str:
+        """Publish a command to one device; its ack arrives as a ``command_ack`` event."""
+        command = Command(cmd_id=new_event_id(), ts=self.engine.clock_ms(), args=args or {})
+        if self.link is not None:
+            self.link.publish(
+                command_topic(self.config.store_id, device_id, name), encode(command), qos=1
+            )
+        self.store.record_event(
+            "command_sent", command.ts, device_id, None, {"command": name, "cmd_id": command.cmd_id}
+        )
+        return command.cmd_id
 
     def _on_device_state(self, device_id: str, state: str, reason: str, now_ms: int) -> None:
         kind = self.dispatcher.known_devices.get(device_id, "unknown")

@@ -76,6 +76,7 @@ class MqttLink:
         self.client.will_set(self._state_topic, self._state("offline"), qos=1, retain=True)
         self.client.reconnect_delay_set(min_delay=1, max_delay=int(max(1, reconnect_max_s)))
         self.client.on_connect = self._on_connect
+        self.client.on_subscribe = self._on_subscribe
         self.client.on_disconnect = self._on_disconnect
         self.client.on_message = self._on_message
 
@@ -162,8 +163,16 @@ class MqttLink:
         self.connects += 1
         client.subscribe([(topic, self._qos) for topic in self._subscriptions])
         client.publish(self._state_topic, self._state("online"), qos=1, retain=True)
-        self._connected.set()
         log.info("connected to MQTT broker %s:%d", self.host, self.port)
+
+    def _on_subscribe(
+        self, _c: mqtt.Client, _u: Any, _mid: int, codes: list[ReasonCode], _p: Any = None
+    ) -> None:
+        refused = [c for c in codes if c.is_failure]
+        if refused:
+            log.error("MQTT broker refused subscriptions: %s", refused)
+            return
+        self._connected.set()  # connected means: subscribed, nothing sent to us is missed
 
     def _on_disconnect(
         self, _c: mqtt.Client, _u: Any, _f: Any, rc: ReasonCode, _p: Any = None

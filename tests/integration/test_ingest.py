@@ -14,6 +14,7 @@ from devices import protocol as p
 from edge.app import Gateway
 from edge.mqtt.broker import free_port
 from edge.store.repo import Store
+from firmware_sim.gate import SimGate
 from tests.integration.conftest import gateway_config, wait_for
 
 
@@ -154,3 +155,32 @@ def test_a_crash_inside_the_network_loop_is_restarted(running_gateway):
     store = Store.open(gw.config.database.path, readonly=True)
     wait_for(lambda: store.session("boom-1") is not None, what="redelivery after the crash")
     store.close()
+
+
+def test_a_device_born_before_the_gateway_is_asked_to_rebirth(mosquitto, unique_store_id, tmp_path):
+    gate = SimGate(unique_store_id, "gate-entry", mosquitto.host, mosquitto.port, "entry")
+    gate.start(timeout=5)  # its birth goes out now, before any gateway listens
+    cfg = gateway_config(unique_store_id, mosquitto.url, tmp_path / "g.db")
+    gw = Gateway(cfg)
+    gw.start()
+    try:
+        assert gw.link is not None
+        assert gw.link.wait_connected(10)
+        gate.pass_through("late-shopper")  # data from a device the gateway never saw born
+        store = Store.open(cfg.database.path, readonly=True)
+        wait_for(
+            lambda: any(
+                e["body"].get("command") == "rebirth" and e["body"]["ok"]
+                for e in store.events("command_ack")
+            ),
+            what="the rebirth ack",
+        )
+        births = store.events("device_birth")
+        assert [e["device_id"] for e in births] == ["gate-entry"]
+        [device] = [d for d in store.devices() if d["device_id"] == "gate-entry"]
+        assert device["firmware"] == "sim-1.0.0"
+        assert store.session("late-shopper") is not None
+        store.close()
+    finally:
+        gate.stop()
+        gw.stop()
