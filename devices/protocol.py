@@ -35,6 +35,8 @@ SAMPLE_RATE_HZ = 60
 _ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
 DeviceId = Annotated[str, Field(pattern=_ID_PATTERN)]
 Seq = Annotated[int, Field(ge=0)]
+#: A setting's value in a device twin.
+TwinValue = str | int | float | bool
 TsMs = Annotated[int, Field(ge=0)]
 
 
@@ -55,6 +57,7 @@ class MessageKind(StrEnum):
     GATE = "event/gate"
     POSITIONS = "telemetry/positions"
     HEARTBEAT = "telemetry/heartbeat"
+    REPORTED = "event/reported"
     CMD_ACK = "cmd/ack"
 
 
@@ -80,6 +83,15 @@ class Birth(_DeviceMessage):
     firmware: str = Field(min_length=1, max_length=64)
     birth_count: int = Field(ge=0)
     plates: int = Field(default=0, ge=0, le=64)
+    reported: dict[str, TwinValue] = Field(
+        default_factory=dict, description="the device's settings as it runs them (twin)"
+    )
+
+
+class Reported(_DeviceMessage):
+    """A device's settings after it changed them (the reported half of its twin)."""
+
+    reported: dict[str, TwinValue] = Field(max_length=64)
 
 
 class DeviceState(_DeviceMessage):
@@ -197,10 +209,13 @@ INBOUND: dict[MessageKind, type[_DeviceMessage]] = {
     MessageKind.GATE: GateEvent,
     MessageKind.POSITIONS: Positions,
     MessageKind.HEARTBEAT: Heartbeat,
+    MessageKind.REPORTED: Reported,
     MessageKind.CMD_ACK: CommandAck,
 }
 
-DeviceMessage = Birth | DeviceState | WeightBatch | GateEvent | Positions | Heartbeat | CommandAck
+DeviceMessage = (
+    Birth | DeviceState | WeightBatch | GateEvent | Positions | Heartbeat | Reported | CommandAck
+)
 
 
 # --------------------------------------------------------------------------- topics
@@ -232,6 +247,10 @@ def positions_topic(store_id: str, device_id: str) -> str:
 
 def heartbeat_topic(store_id: str, device_id: str) -> str:
     return f"{_device_base(store_id, device_id)}/{MessageKind.HEARTBEAT.value}"
+
+
+def reported_topic(store_id: str, device_id: str) -> str:
+    return f"{_device_base(store_id, device_id)}/{MessageKind.REPORTED.value}"
 
 
 def command_topic(store_id: str, device_id: str, name: str) -> str:

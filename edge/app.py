@@ -27,6 +27,7 @@ from devices.protocol import (
     MessageKind,
     Positions,
     ReceiptMessage,
+    Reported,
     WeightBatch,
     command_topic,
     encode,
@@ -99,6 +100,7 @@ class Gateway:
             MessageKind.GATE: self._on_gate,
             MessageKind.POSITIONS: self._on_positions,
             MessageKind.HEARTBEAT: self._on_heartbeat,
+            MessageKind.REPORTED: self._on_reported,
             MessageKind.CMD_ACK: self._on_cmd_ack,
         }
 
@@ -108,6 +110,32 @@ class Gateway:
         self.store.record_birth(
             inbound.device_id, msg.device_type.value, msg.firmware, msg.birth_count, msg.seq, msg.ts
         )
+        self.store.set_reported(inbound.device_id, dict(msg.reported), self.engine.clock_ms())
+        self._reconcile(inbound.device_id)  # a device that (re)connects gets what it missed
+
+    def _on_reported(self, inbound: Inbound) -> None:
+        msg = inbound.message
+        assert isinstance(msg, Reported)
+        self.store.set_reported(inbound.device_id, dict(msg.reported), self.engine.clock_ms())
+
+    def _reconcile(self, device_id: str) -> None:
+        """Send a device the desired settings it does not run yet."""
+        pending = self.store.twin(device_id)["pending"]
+        if pending:
+            self.send_command(device_id, "config", pending)
+
+    def set_desired(self, device_id: str, changes: dict[str, Any]) -> dict[str, Any]:
+        """Staff/HQ change a device's desired settings (runs on the worker)."""
+
+        def apply() -> dict[str, Any]:
+            if device_id not in self.dispatcher.known_devices:
+                raise LookupError(f"unknown device {device_id!r}")
+            twin = self.store.set_desired(device_id, changes, self.engine.clock_ms())
+            if self.liveness.state(device_id) == "online":
+                self._reconcile(device_id)
+            return twin
+
+        return self.call(apply)
 
     def _on_state(self, inbound: Inbound) -> None:
         msg = inbound.message

@@ -22,12 +22,15 @@ from devices.protocol import (
     DeviceState,
     DeviceType,
     Heartbeat,
+    Reported,
+    TwinValue,
     birth_topic,
     command_ack_topic,
     command_filter,
     command_topic,
     encode,
     heartbeat_topic,
+    reported_topic,
     state_topic,
 )
 
@@ -39,6 +42,10 @@ RECONNECT_MAX_S = 8
 KEEPALIVE_S = 15
 #: How long stop() waits for the retained offline state to reach the broker.
 _STOP_PUBLISH_WAIT_S = 2.0
+
+
+#: Heartbeats are never sent more often than this, whatever the settings say.
+MIN_HEARTBEAT_S = 0.5
 
 
 def now_ms() -> int:
@@ -87,6 +94,8 @@ class SimDevice:
         self._stopping = False
         self._online_info: mqtt.MQTTMessageInfo | None = None
         self.heartbeat_s = heartbeat_s
+        #: The device's settings (the reported half of its twin); ``config`` changes them.
+        self.settings: dict[str, TwinValue] = {"heartbeat_s": heartbeat_s}
         self._started_at = time.monotonic()
         self._halt = threading.Event()
         self._heartbeat_thread = threading.Thread(
@@ -224,6 +233,7 @@ class SimDevice:
             firmware=self.firmware,
             birth_count=count,
             plates=self.plates,
+            reported=dict(self.settings),
         )
         self.publish(birth_topic(self.store_id, self.device_id), birth)
         return birth
@@ -301,7 +311,20 @@ class SimDevice:
         if name == "rebirth":
             self.send_birth()
             return True, ""
+        if name == "config":
+            unknown = sorted(set(command.args) - set(self.settings))
+            if unknown:
+                return False, f"unknown settings {unknown}"
+            self.settings.update(command.args)
+            self.apply_settings()
+            reported = Reported(seq=self.next_seq(), ts=now_ms(), reported=dict(self.settings))
+            self.publish(reported_topic(self.store_id, self.device_id), reported)
+            return True, ""
         return False, f"unknown command {name!r}"
+
+    def apply_settings(self) -> None:
+        """Take new settings into effect; subclasses add theirs."""
+        self.heartbeat_s = max(MIN_HEARTBEAT_S, float(self.settings["heartbeat_s"]))
 
     def _handle_command_message(self, topic: str, payload: bytes) -> None:
         name = topic.rsplit("/", 1)[-1]

@@ -21,6 +21,8 @@ class StaffActions(Protocol):
 
     def resolve_review(self, review_id: str, **decision: Any) -> dict[str, Any]: ...
 
+    def set_desired(self, device_id: str, changes: dict[str, Any]) -> dict[str, Any]: ...
+
 
 @dataclass
 class ApiContext:

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Depends, HTTPException, Query
+from pydantic import BaseModel, ConfigDict, Field
 
-from edge.api.deps import Ctx
+from devices.protocol import TwinValue
+from edge.api.deps import Ctx, require_staff
 
 router = APIRouter(prefix="/api/v1", tags=["devices"])
 
@@ -23,3 +25,27 @@ def dead_letters(ctx: Ctx, limit: int = Query(default=100, ge=1, le=1000)) -> di
     """Rejected inbound messages with the reason each was refused."""
     items = ctx.read(lambda s: s.dead_letters(limit=limit))
     return {"items": items, "total": ctx.read(lambda s: s.dead_letter_count())}
+
+
+class DesiredSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    settings: dict[str, TwinValue] = Field(min_length=1, max_length=64)
+
+
+@router.get("/devices/{device_id}/twin")
+def twin(ctx: Ctx, device_id: str) -> dict[str, Any]:
+    """Desired and reported settings of a device, and what is still pending."""
+    return ctx.read(lambda s: s.twin(device_id))
+
+
+@router.put("/devices/{device_id}/twin/desired", dependencies=[Depends(require_staff)])
+def set_desired(ctx: Ctx, device_id: str, body: DesiredSettings) -> dict[str, Any]:
+    """Change desired settings; an online device gets them now, an offline one when it
+    comes back (its birth reports what it runs, the gateway sends the difference)."""
+    if ctx.actions is None:
+        raise HTTPException(status_code=503, detail="the gateway is not running")
+    try:
+        return ctx.actions.set_desired(device_id, dict(body.settings))
+    except LookupError as exc:
+        raise HTTPException(status_code=404, detail=str(exc)) from None

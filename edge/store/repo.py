@@ -21,6 +21,7 @@ from ulid import ULID
 from edge.store.db import connect
 from edge.store.registry import Registry
 from edge.store.review import ReviewQueue
+from edge.store.twins import Twins
 
 
 def new_event_id() -> str:
@@ -39,7 +40,7 @@ class ReceiptRow:
         return self.quantity * self.unit_price_minor
 
 
-class Store(ReviewQueue, Registry):
+class Store(ReviewQueue, Registry, Twins):
     def __init__(self, db: sqlite_utils.Database) -> None:
         self.db = db
         self._lock = threading.RLock()

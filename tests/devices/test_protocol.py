@@ -40,6 +40,7 @@ def test_every_inbound_kind_has_a_topic_the_gateway_subscribes_to():
         p.MessageKind.GATE: p.gate_topic("s", "d"),
         p.MessageKind.POSITIONS: p.positions_topic("s", "d"),
         p.MessageKind.HEARTBEAT: p.heartbeat_topic("s", "d"),
+        p.MessageKind.REPORTED: p.reported_topic("s", "d"),
         p.MessageKind.CMD_ACK: p.command_ack_topic("s", "d", "rebirth"),
     }
     assert set(samples) == set(p.INBOUND)

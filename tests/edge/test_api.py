@@ -97,3 +97,25 @@ def test_staff_actions_are_refused_without_a_configured_token(tmp_path):
         headers={"Authorization": "Bearer anything"},
     )
     assert resp.status_code == 403
+
+
+def test_twin_api_reads_and_sets_desired_with_the_staff_token(tmp_path):
+    bench = Bench(tmp_path, _planogram())
+    client = TestClient(
+        create_app(tmp_path / "g.db", store_id="s-1", actions=bench.gw, staff_token="s3cret")
+    )
+    url = "/api/v1/devices/gate-in/twin"
+    assert client.get(url).json()["desired"] == {}
+    body = {"settings": {"heartbeat_s": 2}}
+    assert client.put(url + "/desired", json=body).status_code == 401
+    good = {"Authorization": "Bearer s3cret"}
+    resp = client.put(url + "/desired", json=body, headers=good)
+    assert resp.status_code == 200, resp.text
+    assert resp.json()["pending"] == {"heartbeat_s": 2}
+    assert client.get(url).json()["version"] == 1
+    assert (
+        client.put("/api/v1/devices/nobody/twin/desired", json=body, headers=good).status_code
+        == 404
+    )
+    assert client.put(url + "/desired", json={"settings": {}}, headers=good).status_code == 422
+    bench.store.close()

@@ -16,10 +16,16 @@ def test_wal_strict_sync_and_migrations(store, tmp_path):
     assert store.db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     assert store.db.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
     versions = [r[0] for r in store.db.execute("SELECT version FROM schema_migrations")]
-    assert versions == [1, 2, 3, 4]
+    assert versions == [1, 2, 3, 4, 5]
     store.close()
     again = Store.open(tmp_path / "g.db")  # re-opening applies nothing twice
-    assert [r[0] for r in again.db.execute("SELECT version FROM schema_migrations")] == [1, 2, 3, 4]
+    assert [r[0] for r in again.db.execute("SELECT version FROM schema_migrations")] == [
+        1,
+        2,
+        3,
+        4,
+        5,
+    ]
     again.close()
 
 
