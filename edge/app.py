@@ -40,7 +40,8 @@ from edge.health import Liveness
 from edge.ingest.dispatcher import Dispatcher, Handler, Rejected
 from edge.mqtt.broker import EmbeddedBroker
 from edge.mqtt.link import MqttLink, Received
-from edge.store.repo import Store, new_event_id
+from edge.store.base import new_event_id
+from edge.store.repo import Store
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

@@ -79,7 +79,7 @@ def bench_ingest(
             done += len(messages)
             rounds += 1
         elapsed = time.perf_counter() - start
-        events = len(gateway.store.events("unattributed_change"))
+        events = gateway.store.event_count("unattributed_change")
         gateway.store.close()
     samples_per_s = done * plates * SAMPLES_PER_BATCH / elapsed
     return {

@@ -178,8 +178,8 @@ def _replay_case(
         reviews = gateway.store.review_count()
         weight_events = (
             reviews
-            + sum(1 for e in gateway.store.events("cart_change") if "delta_g" in e["body"])
-            + len(gateway.store.events("unattributed_change"))
+            + gateway.store.event_count("cart_change", from_devices=True)
+            + gateway.store.event_count("unattributed_change")
         )
         gateway.store.close()
     shopper_of = {token: shopper for shopper, token in syn.tokens.items()}

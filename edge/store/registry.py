@@ -2,27 +2,12 @@
 
 from __future__ import annotations
 
-from contextlib import AbstractContextManager
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    import sqlite_utils
+from edge.store.base import StoreBase
 
 
-class Registry:
-    db: sqlite_utils.Database
-
-    def transaction(self) -> AbstractContextManager[None]:
-        raise NotImplementedError
-
-    def _x(self, sql: str, params: tuple[Any, ...] = ()) -> None:
-        raise NotImplementedError
-
-    def _event(
-        self, kind: str, ts: int, device_id: str | None, session: str | None, body: dict[str, Any]
-    ) -> str:
-        raise NotImplementedError
-
+class Registry(StoreBase):
     def provision(
         self, store_id: str, device_id: str, device_type: str, password_hash: str, ts: int
     ) -> None:

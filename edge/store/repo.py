@@ -8,24 +8,15 @@ transaction, so a receipt and its lines are written together or not at all.
 from __future__ import annotations
 
 import json
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import sqlite_utils
-from ulid import ULID
-
+from edge.store.base import new_event_id
 from edge.store.db import connect
 from edge.store.registry import Registry
 from edge.store.review import ReviewQueue
 from edge.store.twins import Twins
-
-
-def new_event_id() -> str:
-    return str(ULID())
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,37 +32,9 @@ class ReceiptRow:
 
 
 class Store(ReviewQueue, Registry, Twins):
-    def __init__(self, db: sqlite_utils.Database) -> None:
-        self.db = db
-        self._lock = threading.RLock()
-
     @classmethod
     def open(cls, path: Path, *, readonly: bool = False) -> Store:
         return cls(connect(path, readonly=readonly))
-
-    def close(self) -> None:
-        self.db.conn.close()
-
-    @contextmanager
-    def transaction(self) -> Iterator[None]:
-        with self._lock:
-            conn = self.db.conn
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                yield
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-            conn.execute("COMMIT")
-
-    @contextmanager
-    def reading(self) -> Iterator[None]:
-        """Serialise readers that share this connection across threads (the API)."""
-        with self._lock:
-            yield
-
-    def _x(self, sql: str, params: tuple[Any, ...] | dict[str, Any] = ()) -> None:
-        self.db.conn.execute(sql, params)
 
     # ------------------------------------------------------------------ devices
 
@@ -164,17 +127,6 @@ class Store(ReviewQueue, Registry, Twins):
 
     # ------------------------------------------------------------------ events
 
-    def _event(
-        self, kind: str, ts: int, device_id: str | None, session: str | None, body: dict[str, Any]
-    ) -> str:
-        event_id = new_event_id()
-        self._x(
-            "INSERT INTO events (event_id, ts_ms, kind, device_id, session_token, body)"
-            " VALUES (?, ?, ?, ?, ?, ?)",
-            (event_id, ts, kind, device_id, session, json.dumps(body, sort_keys=True)),
-        )
-        return event_id
-
     def record_event(
         self, kind: str, ts: int, device_id: str | None, session: str | None, body: dict[str, Any]
     ) -> str:
@@ -187,6 +139,13 @@ class Store(ReviewQueue, Registry, Twins):
             f"SELECT * FROM events {where} ORDER BY ts_ms, event_id LIMIT ?", params
         )
         return [{**r, "body": json.loads(r["body"])} for r in rows]
+
+    def event_count(self, kind: str, *, from_devices: bool = False) -> int:
+        """How many events of ``kind``; ``from_devices``: only those a device caused
+        (a cart change from a shelf, not from a staff decision)."""
+        extra = " AND device_id IS NOT NULL" if from_devices else ""
+        row = self.db.conn.execute(f"SELECT count(*) FROM events WHERE kind = ?{extra}", (kind,))
+        return int(row.fetchone()[0])
 
     # ------------------------------------------------------------------ sessions and carts
 

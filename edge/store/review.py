@@ -4,33 +4,16 @@ adjustments their resolution makes to receipts already issued.  Mixed into ``Sto
 from __future__ import annotations
 
 import json
-from contextlib import AbstractContextManager
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from ulid import ULID
-
-if TYPE_CHECKING:
-    import sqlite_utils
+from edge.store.base import StoreBase, new_event_id
 
 
-class ReviewQueue:
-    db: sqlite_utils.Database
-
-    def transaction(self) -> AbstractContextManager[None]:
-        raise NotImplementedError
-
-    def _x(self, sql: str, params: tuple[Any, ...] = ()) -> None:
-        raise NotImplementedError
-
-    def _event(
-        self, kind: str, ts: int, device_id: str | None, session: str | None, body: dict[str, Any]
-    ) -> str:
-        raise NotImplementedError
-
+class ReviewQueue(StoreBase):
     def add_review(
         self, device_id: str, ts: int, body: dict[str, Any], reason: str, token: str | None
     ) -> str:
-        review_id = str(ULID())
+        review_id = new_event_id()
         with self.transaction():
             self._x(
                 "INSERT INTO review_items (review_id, created_ms, device_id, reason, delta_g,"
@@ -136,7 +119,7 @@ class ReviewQueue:
         ).fetchone()
         if row is None:
             raise LookupError(f"session {token!r} has no receipt")
-        adjustment_id = str(ULID())
+        adjustment_id = new_event_id()
         with self.transaction():
             self._close_review(review_id, "resolved", ts, by, decision)
             self._x(

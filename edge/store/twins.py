@@ -3,27 +3,12 @@
 from __future__ import annotations
 
 import json
-from contextlib import AbstractContextManager
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    import sqlite_utils
+from edge.store.base import StoreBase
 
 
-class Twins:
-    db: sqlite_utils.Database
-
-    def transaction(self) -> AbstractContextManager[None]:
-        raise NotImplementedError
-
-    def _x(self, sql: str, params: tuple[Any, ...] = ()) -> None:
-        raise NotImplementedError
-
-    def _event(
-        self, kind: str, ts: int, device_id: str | None, session: str | None, body: dict[str, Any]
-    ) -> str:
-        raise NotImplementedError
-
+class Twins(StoreBase):
     def twin(self, device_id: str) -> dict[str, Any]:
         row = self.db.conn.execute(
             "SELECT desired, reported, version, updated_ms FROM twins WHERE device_id = ?",

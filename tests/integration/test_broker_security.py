@@ -151,69 +151,34 @@ def test_anonymous_and_wrong_passwords_are_refused(secured_broker):
     right.loop_stop()
 
 
+def _provision(data: str, device: str, kind: str):
+    return CliRunner().invoke(
+        app,
+        [
+            "devices",
+            "provision",
+            "--store",
+            STORE,
+            "--id",
+            device,
+            "--type",
+            kind,
+            "--data-dir",
+            data,
+        ],
+    )
+
+
 def test_provisioning_twice_or_a_bad_type_is_refused(tmp_path):
     data = str(tmp_path)
-    _cli(
-        "devices",
-        "provision",
-        "--store",
-        STORE,
-        "--id",
-        "gate-1",
-        "--type",
-        "gate",
-        "--data-dir",
-        data,
-    )
-    again = CliRunner().invoke(
-        app,
-        [
-            "devices",
-            "provision",
-            "--store",
-            STORE,
-            "--id",
-            "gate-1",
-            "--type",
-            "gate",
-            "--data-dir",
-            data,
-        ],
-    )
+    assert _provision(data, "gate-1", "gate").exit_code == 0
+    again = _provision(data, "gate-1", "gate")
     assert again.exit_code == 2
     assert "already provisioned" in again.output
-    bad = CliRunner().invoke(
-        app,
-        [
-            "devices",
-            "provision",
-            "--store",
-            STORE,
-            "--id",
-            "x-1",
-            "--type",
-            "toaster",
-            "--data-dir",
-            data,
-        ],
-    )
+    bad = _provision(data, "x-1", "toaster")
     assert bad.exit_code == 2
     assert "toaster" in bad.output
-    reserved = CliRunner().invoke(
-        app,
-        [
-            "devices",
-            "provision",
-            "--store",
-            STORE,
-            "--id",
-            "gateway",
-            "--type",
-            "gate",
-            "--data-dir",
-            data,
-        ],
-    )
+    reserved = _provision(data, "gateway", "gate")
     assert reserved.exit_code == 2
 
 

@@ -1,0 +1,1 @@
+"""Sub-commands of ``storeedge``, one file per group."""

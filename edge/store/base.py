@@ -1,0 +1,57 @@
+"""The connection, transactions and event rows that every part of the Store shares."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import sqlite_utils
+from ulid import ULID
+
+
+def new_event_id() -> str:
+    return str(ULID())
+
+
+class StoreBase:
+    def __init__(self, db: sqlite_utils.Database) -> None:
+        self.db = db
+        self._lock = threading.RLock()
+
+    def close(self) -> None:
+        self.db.conn.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        with self._lock:
+            conn = self.db.conn
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+
+    @contextmanager
+    def reading(self) -> Iterator[None]:
+        """Serialise readers that share this connection across threads (the API)."""
+        with self._lock:
+            yield
+
+    def _x(self, sql: str, params: tuple[Any, ...] | dict[str, Any] = ()) -> None:
+        self.db.conn.execute(sql, params)
+
+    def _event(
+        self, kind: str, ts: int, device_id: str | None, session: str | None, body: dict[str, Any]
+    ) -> str:
+        event_id = new_event_id()
+        self._x(
+            "INSERT INTO events (event_id, ts_ms, kind, device_id, session_token, body)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            (event_id, ts, kind, device_id, session, json.dumps(body, sort_keys=True)),
+        )
+        return event_id
