@@ -59,6 +59,8 @@ class MessageKind(StrEnum):
     HEARTBEAT = "telemetry/heartbeat"
     REPORTED = "event/reported"
     CMD_ACK = "cmd/ack"
+    TEMPERATURE = "telemetry/temperature"
+    OTA = "event/ota"
 
 
 # --------------------------------------------------------------------------- payloads
@@ -160,6 +162,33 @@ class Positions(_DeviceMessage):
     positions: list[TrackPosition] = Field(max_length=256)
 
 
+class Temperature(_DeviceMessage):
+    """A fridge or freezer sensor's reading (degrees Celsius)."""
+
+    celsius: float = Field(ge=-60, le=80)
+    door_open: bool | None = Field(default=None, description="when the unit has a door switch")
+
+
+class OtaPhase(StrEnum):
+    """Where a device is in a firmware update (A/B slots)."""
+
+    DOWNLOADING = "downloading"
+    INSTALLED = "installed"  # written and verified in the inactive slot
+    BOOTED = "booted"  # running the new slot on trial
+    CONFIRMED = "confirmed"  # the gateway made the new slot permanent
+    ROLLED_BACK = "rolled_back"  # back on the old slot
+    FAILED = "failed"  # refused or could not install (bad signature, hash, space)
+
+
+class OtaStatus(_DeviceMessage):
+    """A device's progress through one firmware update."""
+
+    version: str = Field(min_length=1, max_length=64)
+    phase: OtaPhase
+    slot: Literal["A", "B"]
+    detail: str = Field(default="", max_length=500)
+
+
 class CommandAck(_DeviceMessage):
     cmd_id: str = Field(min_length=1, max_length=64)
     ok: bool
@@ -211,10 +240,21 @@ INBOUND: dict[MessageKind, type[_DeviceMessage]] = {
     MessageKind.HEARTBEAT: Heartbeat,
     MessageKind.REPORTED: Reported,
     MessageKind.CMD_ACK: CommandAck,
+    MessageKind.TEMPERATURE: Temperature,
+    MessageKind.OTA: OtaStatus,
 }
 
 DeviceMessage = (
-    Birth | DeviceState | WeightBatch | GateEvent | Positions | Heartbeat | Reported | CommandAck
+    Birth
+    | DeviceState
+    | WeightBatch
+    | GateEvent
+    | Positions
+    | Heartbeat
+    | Reported
+    | CommandAck
+    | Temperature
+    | OtaStatus
 )
 
 
@@ -251,6 +291,19 @@ def heartbeat_topic(store_id: str, device_id: str) -> str:
 
 def reported_topic(store_id: str, device_id: str) -> str:
     return f"{_device_base(store_id, device_id)}/{MessageKind.REPORTED.value}"
+
+
+def temperature_topic(store_id: str, device_id: str) -> str:
+    return f"{_device_base(store_id, device_id)}/{MessageKind.TEMPERATURE.value}"
+
+
+def ota_topic(store_id: str, device_id: str) -> str:
+    return f"{_device_base(store_id, device_id)}/{MessageKind.OTA.value}"
+
+
+def alert_topic(store_id: str, kind: str) -> str:
+    """Where the gateway publishes staff alerts (maintenance, restock, cold chain)."""
+    return f"{PROTOCOL_ROOT}/{store_id}/{GATEWAY_ID}/alert/{kind}"
 
 
 def command_topic(store_id: str, device_id: str, name: str) -> str:

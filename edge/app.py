@@ -25,9 +25,11 @@ from devices.protocol import (
     Heartbeat,
     Inbound,
     MessageKind,
+    OtaStatus,
     Positions,
     ReceiptMessage,
     Reported,
+    Temperature,
     WeightBatch,
     command_topic,
     encode,
@@ -103,6 +105,8 @@ class Gateway:
             MessageKind.HEARTBEAT: self._on_heartbeat,
             MessageKind.REPORTED: self._on_reported,
             MessageKind.CMD_ACK: self._on_cmd_ack,
+            MessageKind.TEMPERATURE: self._on_temperature,
+            MessageKind.OTA: self._on_ota,
         }
 
     def _on_birth(self, inbound: Inbound) -> None:
@@ -222,6 +226,29 @@ class Gateway:
             inbound.device_id,
             None,
             {"command": inbound.command, "cmd_id": msg.cmd_id, "ok": msg.ok, "detail": msg.detail},
+        )
+
+    def _on_temperature(self, inbound: Inbound) -> None:
+        msg = inbound.message
+        assert isinstance(msg, Temperature)
+        if self.dispatcher.known_devices[inbound.device_id] != "fridge":
+            raise Rejected(f"{inbound.device_id} is not a fridge sensor")
+        self.store.record_temperature(inbound.device_id, msg.ts, msg.celsius, msg.door_open)
+
+    def _on_ota(self, inbound: Inbound) -> None:
+        msg = inbound.message
+        assert isinstance(msg, OtaStatus)
+        self.store.record_event(
+            "ota_status",
+            msg.ts,
+            inbound.device_id,
+            None,
+            {
+                "version": msg.version,
+                "phase": msg.phase.value,
+                "slot": msg.slot,
+                "detail": msg.detail,
+            },
         )
 
     # ------------------------------------------------------------------ receipts

@@ -16,6 +16,7 @@ from edge.store.base import new_event_id
 from edge.store.db import connect
 from edge.store.registry import Registry
 from edge.store.review import ReviewQueue
+from edge.store.sensors import Sensors
 from edge.store.twins import Twins
 
 
@@ -31,7 +32,7 @@ class ReceiptRow:
         return self.quantity * self.unit_price_minor
 
 
-class Store(ReviewQueue, Registry, Twins):
+class Store(ReviewQueue, Registry, Twins, Sensors):
     @classmethod
     def open(cls, path: Path, *, readonly: bool = False) -> Store:
         return cls(connect(path, readonly=readonly))
