@@ -19,6 +19,7 @@ and a ``ts`` in milliseconds.  Messages are frozen pydantic models.
 from __future__ import annotations
 
 import json
+import struct
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Annotated, Any, Literal
@@ -229,6 +230,22 @@ class ReceiptMessage(BaseModel):
     issued_ts: TsMs
 
 
+class AlertMessage(BaseModel):
+    """Published by the gateway on ``alert_topic(store_id, kind)`` when a staff alert
+    is raised, acknowledged or resolved (one alert per kind, device and plate)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    alert_id: str
+    kind: str  # maintenance, restock, cold_chain, ...
+    state: Literal["open", "acked", "resolved"]
+    device_id: str
+    plate: int | None = None
+    detail: dict[str, Any] = Field(default_factory=dict)  # e.g. {"conditions": ["stuck"]}
+    raised_ts: TsMs
+    ts: TsMs  # when this state began
+
+
 #: Inbound message kind -> payload model.  The gateway must register a handler
 #: for every key (checked at start and by a test).
 INBOUND: dict[MessageKind, type[_DeviceMessage]] = {
@@ -283,6 +300,45 @@ def gate_topic(store_id: str, device_id: str) -> str:
 
 def positions_topic(store_id: str, device_id: str) -> str:
     return f"{_device_base(store_id, device_id)}/{MessageKind.POSITIONS.value}"
+
+
+def camera_frame_topic(store_id: str, device_id: str) -> str:
+    """JPEG frames of a camera (binary, :func:`encode_camera_frame`).  Not under
+    ``telemetry/``: the gateway's dispatcher does not subscribe to frames; the vision
+    worker does (:func:`camera_frames_filter`)."""
+    return f"{_device_base(store_id, device_id)}/video/jpeg"
+
+
+def camera_frames_filter(store_id: str, device_id: str = "+") -> str:
+    return camera_frame_topic(store_id, device_id)
+
+
+#: Camera frame payload: seq (u64), ts ms (u64), then the JPEG bytes.  Binary, because
+#: base64 in JSON would add a third to every frame at 10 fps per camera.
+_FRAME_HEADER = struct.Struct(">QQ")
+MAX_FRAME_BYTES = 2 * 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class CameraFrame:
+    seq: int
+    ts: int
+    jpeg: bytes
+
+
+def encode_camera_frame(seq: int, ts: int, jpeg: bytes) -> bytes:
+    return _FRAME_HEADER.pack(seq, ts) + jpeg
+
+
+def decode_camera_frame(payload: bytes) -> CameraFrame:
+    """Raise :class:`DecodeError` for a payload that is not a camera frame."""
+    if len(payload) <= _FRAME_HEADER.size + 2 or len(payload) > MAX_FRAME_BYTES:
+        raise DecodeError(f"camera frame of {len(payload)} bytes")
+    seq, ts = _FRAME_HEADER.unpack_from(payload)
+    jpeg = payload[_FRAME_HEADER.size :]
+    if jpeg[:2] != b"\xff\xd8":
+        raise DecodeError("camera frame is not a JPEG")
+    return CameraFrame(seq, ts, jpeg)
 
 
 def heartbeat_topic(store_id: str, device_id: str) -> str:
@@ -354,6 +410,7 @@ def device_acl_patterns(store_id: str) -> list[tuple[str, str]]:
         ("write", f"{own}/state"),
         ("write", f"{own}/telemetry/+"),
         ("write", f"{own}/event/+"),
+        ("write", f"{own}/video/+"),
         ("write", f"{own}/cmd/+/ack"),
         ("read", f"{own}/cmd/+"),
     ]

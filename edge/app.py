@@ -36,14 +36,19 @@ from devices.protocol import (
     gateway_subscriptions,
     receipt_topic,
 )
+from edge.alerts import Alerter
 from edge.checkout.engine import CheckoutEngine
 from edge.config import GatewayConfig
 from edge.health import Liveness
 from edge.ingest.dispatcher import Dispatcher, Handler, Rejected
 from edge.mqtt.broker import EmbeddedBroker
 from edge.mqtt.link import MqttLink, Received
+from edge.ota import RolloutOrchestrator
+from edge.plates.service import PlateService
+from edge.pricing import PriceBook
 from edge.store.base import new_event_id
 from edge.store.repo import Store
+from edge.sync import HqLink, outbox_budget_bytes
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -63,6 +68,8 @@ class Gateway:
         self.planogram = planogram or load_planogram(config.planogram)
         self.broker: EmbeddedBroker | None = None
         self.store = Store.open(config.database.path)
+        self.store.set_outbox_budget(outbox_budget_bytes(config))
+        self.hq = HqLink.from_config(config)  # store-and-forward to HQ, when configured
         self.inbox: queue.Queue[Received] = queue.Queue()
         self._receipt_listeners: list[Callable[[ReceiptMessage], None]] = []
         self.engine = CheckoutEngine(
@@ -77,9 +84,13 @@ class Gateway:
         known = {shelf.device_id: "shelf" for shelf in self.planogram.shelves}
         known.update({gate.device_id: "gate" for gate in config.gates})
         known.update(dict.fromkeys(config.trackers, "camera"))
+        known.update(dict.fromkeys((esl.device_id for esl in config.esls), "esl"))
         for device in self.store.provisioned():
             known.setdefault(device["device_id"], device["device_type"])
         self._gate_direction = {gate.device_id: gate.direction for gate in config.gates}
+        self.alerts = Alerter(self.store, config.store_id, self._publish, self.engine.clock_ms)
+        self.plates = PlateService(config.plates, self.store, self.engine, self.alerts, self.call)
+        self.prices = PriceBook(self.planogram, self.store, config.esls, self.engine.clock_ms)
         self._born: set[str] = set()  # devices whose birth this gateway has seen
         self._asked: set[str] = set()  # ... and those asked for a rebirth
         self.liveness = Liveness(
@@ -89,6 +100,13 @@ class Gateway:
             config.store_id, known, self.handlers(), self.store, on_accepted=self._on_accepted
         )
         self.link: MqttLink | None = None
+        self.ota = RolloutOrchestrator(
+            self.store,
+            config.ota,
+            self.send_command,
+            lambda device_id: self.liveness.state(device_id) == "online",
+            self.engine.clock_ms,
+        )
         self._actions: queue.Queue[tuple[Callable[[], Any], Future[Any]]] = queue.Queue()
         self._stop = threading.Event()
         self._worker = threading.Thread(target=self._work, name="gateway-worker", daemon=True)
@@ -117,6 +135,7 @@ class Gateway:
         )
         self.store.set_reported(inbound.device_id, dict(msg.reported), self.engine.clock_ms())
         self._reconcile(inbound.device_id)  # a device that (re)connects gets what it missed
+        self.ota.on_birth(inbound.device_id, msg.firmware)
 
     def _on_reported(self, inbound: Inbound) -> None:
         msg = inbound.message
@@ -139,6 +158,19 @@ class Gateway:
             if self.liveness.state(device_id) == "online":
                 self._reconcile(device_id)
             return twin
+
+        return self.call(apply)
+
+    def set_price(self, barcode: str, price_minor: int, by: str = "staff") -> dict[str, Any]:
+        """A new price (runs on the worker): the catalog, then every label of the product
+        through its twin (online labels get ``cmd/config`` now, the others on rebirth)."""
+
+        def apply() -> dict[str, Any]:
+            result = self.prices.change(barcode, price_minor, by)
+            for device_id in result["labels"]:
+                if self.liveness.state(device_id) == "online":
+                    self._reconcile(device_id)
+            return result
 
         return self.call(apply)
 
@@ -178,6 +210,7 @@ class Gateway:
         kind = self.dispatcher.known_devices.get(device_id, "unknown")
         self.store.record_state(device_id, kind, state, now_ms, reason)
         log.info("device %s is %s (%s)", device_id, state, reason)
+        self.ota.on_device_state(device_id, state)
 
     def _on_heartbeat(self, inbound: Inbound) -> None:
         msg = inbound.message
@@ -188,13 +221,15 @@ class Gateway:
             msg.ts,
             msg.model_dump(include={"uptime_s", "firmware", "battery_pct", "rssi_dbm"}),
         )
+        self.ota.on_heartbeat(inbound.device_id, msg.firmware)
 
     def _on_weight(self, inbound: Inbound) -> None:
         msg = inbound.message
         assert isinstance(msg, WeightBatch)
         if inbound.device_id not in self.engine.shelves:
             raise Rejected(f"{inbound.device_id} is not a shelf")
-        self.engine.on_weight(inbound.device_id, msg.samples, msg.ts, msg.rate_hz)
+        grams = self.plates.on_weight(inbound.device_id, msg.samples, msg.ts)
+        self.engine.on_weight(inbound.device_id, grams, msg.ts, msg.rate_hz)
 
     def _on_gate(self, inbound: Inbound) -> None:
         msg = inbound.message
@@ -227,6 +262,9 @@ class Gateway:
             None,
             {"command": inbound.command, "cmd_id": msg.cmd_id, "ok": msg.ok, "detail": msg.detail},
         )
+        self.ota.on_command_ack(inbound.device_id, inbound.command, msg.ok, msg.detail)
+        now = self.engine.clock_ms()
+        self.prices.on_ack(inbound.device_id, inbound.command, msg.ok, msg.detail, now)
 
     def _on_temperature(self, inbound: Inbound) -> None:
         msg = inbound.message
@@ -250,17 +288,24 @@ class Gateway:
                 "detail": msg.detail,
             },
         )
+        self.ota.on_status(inbound.device_id, msg)
 
     # ------------------------------------------------------------------ receipts
 
     def add_receipt_listener(self, listener: Callable[[ReceiptMessage], None]) -> None:
         self._receipt_listeners.append(listener)
 
+    def _publish(self, topic: str, payload: bytes) -> None:
+        if self.link is not None:
+            self.link.publish(topic, payload, qos=1)
+
     def _publish_receipt(self, receipt: ReceiptMessage) -> None:
         if self.link is not None:
             self.link.publish(
                 receipt_topic(self.config.store_id, receipt.session_token), encode(receipt), qos=1
             )
+        if self.hq is not None:
+            self.hq.notify()
         for listener in self._receipt_listeners:
             listener(receipt)
 
@@ -278,6 +323,44 @@ class Gateway:
         """Staff decision on a review item, run on the worker (see CheckoutEngine)."""
         return self.call(lambda: self.engine.resolve_review(review_id, **decision))
 
+    def register_firmware(self, manifest: dict[str, Any], image: bytes) -> dict[str, Any]:
+        """Keep a signed firmware image (refused unless it verifies; see edge/ota/)."""
+        return self.call(lambda: self.ota.register_image(manifest, image))
+
+    def create_rollout(
+        self,
+        device_type: str,
+        version: str,
+        *,
+        canary_share: float | None = None,
+        devices: list[str] | None = None,
+        canary: list[str] | None = None,
+    ) -> dict[str, Any]:
+        """Start a staged rollout of a registered image (canaries first)."""
+        return self.call(
+            lambda: self.ota.create_rollout(
+                device_type, version, canary_share=canary_share, devices=devices, canary=canary
+            )
+        )
+
+    def halt_rollout(self, rollout_id: str, reason: str) -> dict[str, Any]:
+        return self.call(lambda: self.ota.halt(rollout_id, reason))
+
+    def calibrate(
+        self, device_id: str, plate: int, action: str, known_g: float | None = None
+    ) -> dict[str, Any]:
+        """One step of a plate's guided calibration (see edge/plates/calibrator.py)."""
+        return self.plates.calibrate(device_id, plate, action, known_g)
+
+    def set_calibration(
+        self, device_id: str, plate: int, tare_raw: float | None, span: float | None, by: str
+    ) -> dict[str, Any]:
+        """Single-shot factors for a plate (both None: forget them)."""
+        return self.plates.set_calibration(device_id, plate, tare_raw, span, by)
+
+    def ack_alert(self, alert_id: str, by: str) -> dict[str, Any]:
+        return self.plates.ack_alert(alert_id, by)
+
     def _run_actions(self) -> None:
         while True:
             try:
@@ -293,6 +376,7 @@ class Gateway:
     # ------------------------------------------------------------------ lifecycle
 
     def start(self) -> None:
+        self.prices.sync()  # before the worker runs: labels' desired twins from the catalog
         mqtt_cfg = self.config.mqtt
         host, port = mqtt_cfg.broker_address()
         if mqtt_cfg.broker == "embedded":
@@ -315,6 +399,8 @@ class Gateway:
         )
         self._worker.start()
         self.link.start()
+        if self.hq is not None:
+            self.hq.start()
 
     def health(self) -> dict[str, Any]:
         connected = self.link is not None and self.link.connected
@@ -338,6 +424,8 @@ class Gateway:
         self._worker.join(timeout=10)
         self.store.save_device_counters(self.dispatcher.seq.counters())
         self.store.close()
+        if self.hq is not None:
+            self.hq.stop()
         if self.broker is not None:
             self.broker.stop()
 
@@ -360,6 +448,7 @@ class Gateway:
                     last_flush = time.monotonic()
                     self.store.save_device_counters(self.dispatcher.seq.counters())
                     self.liveness.check(self.engine.clock_ms())
+                    self.ota.tick()
             except Exception:
                 # The dispatcher dead-letters handler errors; this is a bug in our own
                 # loop.  Keep serving the store, and keep the evidence in the log.

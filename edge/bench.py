@@ -45,8 +45,11 @@ def bench_ingest(
     rng = random.Random(seed)
     planogram = _planogram(shelves, plates)
     with tempfile.TemporaryDirectory() as tmp:
-        cfg = config.model_copy(
-            update={"database": config.database.model_copy(update={"path": Path(tmp) / "bench.db"})}
+        cfg = config.model_copy(  # the store's own labels name products the bench lacks
+            update={
+                "database": config.database.model_copy(update={"path": Path(tmp) / "bench.db"}),
+                "esls": [],
+            }
         )
         gateway = Gateway(cfg, planogram)
         # 10 s of telemetry per shelf: two picks, then the two lanes restocked, so that

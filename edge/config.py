@@ -16,12 +16,22 @@ from urllib.parse import urlsplit
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
+from devices.calibration import DEFAULT_FULL_SCALE_RAW
+from devices.ota import MAX_INLINE_IMAGE_BYTES, load_public_key
 from devices.protocol import DeviceId
+from vision.config import VisionConfig
 
 ENV_PREFIX = "STOREEDGE_"
 ENV_NESTING = "__"
 #: Environment variables under the prefix that are not config keys.
-_ENV_NOT_CONFIG = {"STOREEDGE_CONFIG_DIR", "STOREEDGE_LOG_LEVEL", "STOREEDGE_AIFI_DIR"}
+_ENV_NOT_CONFIG = {
+    "STOREEDGE_CONFIG_DIR",
+    "STOREEDGE_LOG_LEVEL",
+    "STOREEDGE_AIFI_DIR",
+    "STOREEDGE_HQ_ADMIN_TOKEN",  # HQ's own secret, not the gateway's
+}
+#: Environment variables that are config keys under another name.
+_ENV_ALIASES = {"STOREEDGE_HQ_STORE_KEY": ("hq", "api_key")}
 
 
 class _Strict(BaseModel):
@@ -120,12 +130,106 @@ class DevicesConfig(_Strict):
     )
 
 
+class PlateHealthConfig(_Strict):
+    """When a load cell needs maintenance: stuck, saturated, too noisy or drifting."""
+
+    check_every: int = Field(default=10, ge=1, description="look at every n-th weight batch")
+    stuck_after_s: float = Field(default=30.0, gt=0, description="zero variance this long")
+    full_scale_raw: float = Field(
+        default=DEFAULT_FULL_SCALE_RAW, gt=0, description="raw at/over it: saturated"
+    )
+    saturated_after_s: float = Field(default=2.0, gt=0)
+    noisy_sd_g: float = Field(default=10.0, gt=0, description="spread of a batch above this")
+    noisy_after_s: float = Field(default=20.0, gt=0, description="... for this long: noisy")
+    quiet_range_g: float = Field(
+        default=12.0, gt=0, description="batches spread less than this show the drift"
+    )
+    drift_window_s: float = Field(default=120.0, gt=0, description="drift rate measured over")
+    max_drift_g_per_min: float = Field(default=5.0, gt=0)
+    clear_after_s: float = Field(
+        default=30.0, ge=0, description="a flag clears once its condition is gone this long"
+    )
+
+
+class CalibrationConfig(_Strict):
+    """The guided calibration flow: how a settled raw reading is taken."""
+
+    settle_samples: int = Field(default=60, ge=8, le=6000, description="one measurement")
+    measure_timeout_s: float = Field(
+        default=15.0, gt=0, le=120, description="a plate not settled by then: try again"
+    )
+
+
+class PlatesConfig(_Strict):
+    health: PlateHealthConfig = PlateHealthConfig()
+    calibration: CalibrationConfig = CalibrationConfig()
+
+
+class OtaConfig(_Strict):
+    """Firmware updates: which signing key to trust and how carefully to roll out."""
+
+    trusted_public_key: str | None = Field(
+        default=None,
+        description="the firmware signing key (ed25519): base64 of its 32 bytes, or PEM; "
+        "without it (or the file below) no image is accepted",
+    )
+    trusted_public_key_file: Path | None = Field(
+        default=None, description="... or a PEM/base64 file holding it (relative: to the cwd)"
+    )
+    canary_share: float = Field(
+        default=0.1, gt=0, le=1, description="share of devices updated first (at least one)"
+    )
+    health_window_s: float = Field(
+        default=300.0, gt=0, description="an updated device must stay healthy this long"
+    )
+    boot_timeout_s: float = Field(
+        default=180.0, gt=0, description="to install, reboot and come back on the new version"
+    )
+    missed_heartbeats: int = Field(
+        default=3, ge=1, description="this many heartbeat intervals of silence fail the check"
+    )
+    max_parallel: int = Field(default=10, ge=1, description="devices updating at once")
+    max_image_bytes: int = Field(default=MAX_INLINE_IMAGE_BYTES, ge=1, le=MAX_INLINE_IMAGE_BYTES)
+
+    @field_validator("trusted_public_key")
+    @classmethod
+    def _key(cls, value: str | None) -> str | None:
+        if value is not None:
+            load_public_key(value)  # a ValueError names what is wrong with it
+        return value
+
+
+class EslConfig(_Strict):
+    """An electronic shelf label and the product (planogram barcode) it shows."""
+
+    device_id: DeviceId
+    barcode: str = Field(min_length=1, max_length=64)
+
+
+class HqConfig(_Strict):
+    """Store-and-forward to HQ: without a URL and a store key nothing is sent."""
+
+    url: str | None = Field(default=None, description="https://hq.example.com")
+    api_key: SecretStr | None = Field(
+        default=None, description="the store's key (STOREEDGE_HQ_STORE_KEY)"
+    )
+    ca_file: Path | None = Field(default=None, description="CA bundle for HQ's certificate")
+    outbox_budget_mb: float = Field(
+        default=64.0, gt=0, description="disk budget of the outbox; telemetry is evicted first"
+    )
+    heartbeat_s: float = Field(default=15.0, gt=0)
+    batch_max_age_s: float = Field(default=1.0, ge=0, description="ship a partial batch then")
+
+
 class GatewayConfig(_Strict):
     store_id: DeviceId
     planogram: Path = Field(description="planogram YAML, relative to the config file")
     gates: list[GateConfig] = Field(min_length=1)
     trackers: list[DeviceId] = Field(
         default_factory=list, description="camera trackers publishing shopper positions"
+    )
+    esls: list[EslConfig] = Field(
+        default_factory=list, description="shelf labels: each shows one product's price"
     )
     mqtt: MqttConfig = MqttConfig()
     database: DatabaseConfig = DatabaseConfig()
@@ -134,6 +238,10 @@ class GatewayConfig(_Strict):
     inference: InferenceConfig = InferenceConfig()
     association: AssociationConfig = AssociationConfig()
     devices: DevicesConfig = DevicesConfig()
+    plates: PlatesConfig = PlatesConfig()
+    ota: OtaConfig = OtaConfig()
+    hq: HqConfig = HqConfig()
+    vision: VisionConfig = VisionConfig()
 
 
 class ConfigError(ValueError):
@@ -144,6 +252,10 @@ def _env_overrides(env: Mapping[str, str]) -> dict[str, Any]:
     overrides: dict[str, Any] = {}
     for name, value in env.items():
         if not name.startswith(ENV_PREFIX) or name in _ENV_NOT_CONFIG:
+            continue
+        if name in _ENV_ALIASES:
+            section, key = _ENV_ALIASES[name]
+            overrides.setdefault(section, {})[key] = value
             continue
         path = name[len(ENV_PREFIX) :].lower().split(ENV_NESTING)
         node = overrides

@@ -16,6 +16,10 @@ from pathlib import Path
 from types import FrameType
 from typing import Any, TextIO
 
+from pydantic import SecretStr
+
+from cloud_sync.hq.auth import hash_key, new_api_key
+from cloud_sync.hq.server import HqServer
 from devices.protocol import ReceiptMessage
 from edge.api.server import serve_gateway
 from edge.app import Gateway
@@ -36,6 +40,9 @@ class DemoResult:
     receipts_correct: int = 0
     dead_letters: int = 0
     exit_to_receipt_ms: list[int] = field(default_factory=list)
+    transactions: int = 0
+    outbox_unsent: int | None = None  # None: no HQ configured
+    hq_transactions: int | None = None  # what the demo's own HQ holds
 
     def summary(self, duration_s: float) -> dict[str, Any]:
         latencies = sorted(self.exit_to_receipt_ms)
@@ -47,12 +54,60 @@ class DemoResult:
             "dead_letters": self.dead_letters,
             "duration_s": round(duration_s, 1),
             "exit_to_receipt_ms_max": latencies[-1] if latencies else None,
+            "transactions": self.transactions,
+            "outbox_unsent": self.outbox_unsent,
+            "hq_transactions": self.hq_transactions,
         }
 
 
 def receipt_matches(receipt: ReceiptMessage, truth: ShopperTruth) -> bool:
     lines = {line.barcode: line.quantity for line in receipt.lines}
     return lines == truth.lines and receipt.total_minor == truth.total_minor
+
+
+@dataclass(frozen=True)
+class HqOptions:
+    """Where the demo syncs: its own HQ (default), one started separately, or none."""
+
+    url: str | None = None  # None: start a local HQ
+    store_id: str | None = None
+    enabled: bool = True
+    drain_s: float = 30.0
+
+
+def _with_hq(
+    config: GatewayConfig,
+    options: HqOptions,
+    data_dir: Path,
+    stack: ExitStack,
+    out: TextIO,
+    as_json: bool,
+) -> tuple[GatewayConfig, HqServer | None]:
+    if options.store_id is not None:
+        config = config.model_copy(update={"store_id": options.store_id})
+    if not options.enabled:
+        return config.model_copy(update={"hq": config.hq.model_copy(update={"url": None})}), None
+    if options.url is not None or config.hq.url is not None:
+        url = options.url or config.hq.url
+        if config.hq.api_key is None:
+            raise RuntimeError(
+                f"HQ at {url} needs this store's key: set STOREEDGE_HQ_STORE_KEY "
+                "(from `storeedge hq stores add`)"
+            )
+        return config.model_copy(update={"hq": config.hq.model_copy(update={"url": url})}), None
+    admin_token = secrets.token_urlsafe(16)
+    hq = HqServer(data_dir / "hq.db", admin_token=admin_token).start()
+    stack.callback(hq.stop)
+    key = new_api_key()
+    hq.db.add_store(config.store_id, "demo store", hash_key(key), int(time.time() * 1000))
+    _emit(
+        out,
+        as_json,
+        {"type": "hq", "url": hq.url, "fleet": f"{hq.url}/fleet", "admin_token": admin_token},
+        f"storeedge demo: local HQ {hq.url}/fleet (admin token {admin_token})",
+    )
+    update = {"url": hq.url, "api_key": SecretStr(key), "heartbeat_s": 2.0}
+    return config.model_copy(update={"hq": config.hq.model_copy(update=update)}), hq
 
 
 def _demo_config(config: GatewayConfig, data_dir: Path, mqtt_port: int | None) -> GatewayConfig:
@@ -104,10 +159,12 @@ def run_demo(
     seed: int = 0,
     data_dir: Path | None = None,
     mqtt_port: int | None = None,
+    hq: HqOptions | None = None,
     out: TextIO,
 ) -> DemoResult:
     with tempfile.TemporaryDirectory(prefix="storeedge-demo-") as tmp:
-        config = _demo_config(config, data_dir or Path(tmp), mqtt_port)
+        folder = data_dir or Path(tmp)
+        config = _demo_config(config, folder, mqtt_port)
         stop = threading.Event()
 
         def _on_signal(signum: int, _frame: FrameType | None) -> None:
@@ -115,9 +172,33 @@ def run_demo(
             stop.set()
 
         previous = {s: signal.signal(s, _on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+        started = time.monotonic()
         try:
             with ExitStack() as stack:
-                return _run(config, stack, stop, duration_s, api_port, as_json, seed, out)
+                hq_options = hq or HqOptions()
+                config, local_hq = _with_hq(config, hq_options, folder, stack, out, as_json)
+                result = _run(
+                    config,
+                    stack,
+                    stop,
+                    duration_s,
+                    api_port,
+                    as_json,
+                    seed,
+                    out,
+                    hq_options.drain_s,
+                )
+                if local_hq is not None:
+                    result.hq_transactions = local_hq.db.transactions(config.store_id, 1, 0)[1]
+                _emit(
+                    out,
+                    as_json,
+                    result.summary(time.monotonic() - started),
+                    f"{result.shoppers} shoppers, {result.receipts} receipts, "
+                    f"{result.receipts_correct} correct, {result.dead_letters} dead letters, "
+                    f"{result.transactions} transactions, outbox unsent: {result.outbox_unsent}",
+                )
+                return result
         finally:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
@@ -132,6 +213,7 @@ def _run(
     as_json: bool,
     seed: int,
     out: TextIO,
+    drain_s: float,
 ) -> DemoResult:
     started = time.monotonic()
     gateway = Gateway(config)
@@ -166,6 +248,7 @@ def _run(
         entry_gate=gates["entry"],
         exit_gate=gates["exit"],
         seed=seed,
+        esls=[esl.device_id for esl in config.esls],
     )
     sim.start()
     stack.callback(sim.stop)
@@ -185,14 +268,12 @@ def _run(
     result = book.result
     result.shoppers = len(sim.truths())
     result.dead_letters = gateway.dispatcher.counts["dead_letters"]
-    summary = result.summary(time.monotonic() - started)
-    _emit(
-        out,
-        as_json,
-        summary,
-        f"{result.shoppers} shoppers, {result.receipts} receipts, "
-        f"{result.receipts_correct} correct, {result.dead_letters} dead letters",
-    )
+    result.transactions = gateway.call(gateway.store.receipt_count)
+    if gateway.hq is not None:
+        if not gateway.hq.drain(drain_s):
+            log.warning("the outbox did not empty within %.0f s; it is kept for later", drain_s)
+        result.outbox_unsent = gateway.hq.backlog().rows
+    log.debug("demo ran %.1f s", time.monotonic() - started)
     return result
 
 

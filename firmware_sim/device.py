@@ -9,12 +9,13 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 from pydantic import BaseModel, ValidationError
 
+from devices.ota import OTA_COMMANDS
 from devices.protocol import (
     Birth,
     Command,
@@ -33,6 +34,10 @@ from devices.protocol import (
     reported_topic,
     state_topic,
 )
+
+if TYPE_CHECKING:
+    from firmware_sim.faults import WireFaults
+    from firmware_sim.ota import SimOta
 
 logger = logging.getLogger(__name__)
 
@@ -101,16 +106,28 @@ class SimDevice:
         self._heartbeat_thread = threading.Thread(
             target=self._heartbeats, name=f"{device_id}-heartbeat", daemon=True
         )
+        #: Fault injection (firmware_sim.faults): publish-path faults, and a link taken away.
+        self.wire_faults: WireFaults | None = None
+        #: A/B firmware slots (firmware_sim.ota.SimOta sets it): answers the OTA commands.
+        self.ota: SimOta | None = None
+        self._link_down = threading.Event()
+        self._link_lock = threading.Lock()
+        self._power_lost = False
 
-        self._client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=device_id)
-        if username is not None:
-            self._client.username_pw_set(username, password)
-        self._client.reconnect_delay_set(RECONNECT_MIN_S, RECONNECT_MAX_S)
-        self._client.on_pre_connect = self._on_pre_connect
-        self._client.on_connect = self._on_connect
-        self._client.on_connect_fail = self._on_connect_fail
-        self._client.on_disconnect = self._on_disconnect
-        self._client.on_message = self._on_message
+        self._username, self._password = username, password
+        self._client = self._new_client()
+
+    def _new_client(self) -> mqtt.Client:
+        client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=self.device_id)
+        if self._username is not None:
+            client.username_pw_set(self._username, self._password)
+        client.reconnect_delay_set(RECONNECT_MIN_S, RECONNECT_MAX_S)
+        client.on_pre_connect = self._on_pre_connect
+        client.on_connect = self._on_connect
+        client.on_connect_fail = self._on_connect_fail
+        client.on_disconnect = self._on_disconnect
+        client.on_message = self._on_message
+        return client
 
     # ------------------------------------------------------------------ basics
 
@@ -124,7 +141,8 @@ class SimDevice:
         return self._current_birth
 
     def next_seq(self) -> int:
-        """The next message sequence number: monotonic, thread-safe, never reset."""
+        """The next message sequence number: monotonic, thread-safe; only a power cycle
+        (:meth:`drop_link`) starts it again at 0, and the birth after it tells the gateway."""
         with self._seq_lock:
             seq = self._seq
             self._seq += 1
@@ -134,6 +152,13 @@ class SimDevice:
         self, topic: str, message: BaseModel, qos: int = 1, *, retain: bool = False
     ) -> mqtt.MQTTMessageInfo:
         """Send one protocol model (JSON wire form) on ``topic``."""
+        if self._link_down.is_set():
+            from firmware_sim.faults import not_sent  # noqa: PLC0415 - faults imports us
+
+            return not_sent()
+        wire = self.wire_faults
+        if wire is not None:
+            return wire.publish(self._client, topic, message, qos, retain=retain)
         return self._client.publish(topic, encode(message), qos=qos, retain=retain)
 
     def wait_connected(self, timeout: float) -> bool:
@@ -176,6 +201,56 @@ class SimDevice:
         self._shutdown_client()
         logger.info("device %s stopped", self.device_id)
 
+    # ------------------------------------------------------------------ faults
+
+    @property
+    def running(self) -> bool:
+        """Started and not stopped (connected or not)."""
+        return self._started
+
+    @property
+    def link_down(self) -> bool:
+        return self._link_down.is_set()
+
+    def drop_link(self, *, power_loss: bool = False) -> None:
+        """Lose the network (or the power) without a goodbye: the TCP connection just
+        closes, so the broker publishes the last will.  What the device sends meanwhile
+        is lost.  ``power_loss`` also loses the RAM: ``seq`` starts again at 0 and the
+        uptime restarts (``birth_count`` is kept, as if in flash).  :meth:`restore_link`
+        reconnects, with a new birth."""
+        with self._link_lock:
+            if not self._started or self._link_down.is_set():
+                return
+            self._link_down.set()
+            self._connected.clear()
+            self._current_birth = None
+            old, self._client = self._client, self._new_client()
+            old.loop_stop()  # no more network traffic, and no DISCONNECT packet
+            sock = old.socket()
+            if sock is not None:
+                sock.close()
+            if self.wire_faults is not None:
+                self.wire_faults.drop_held()
+            if power_loss:
+                with self._seq_lock:
+                    self._seq = 0
+                self._power_lost = True  # the uptime restarts at power-on
+        logger.info(
+            "device %s: %s lost", self.device_id, "power" if power_loss else "network link"
+        )
+
+    def restore_link(self) -> None:
+        """Reconnect after :meth:`drop_link` (a new birth follows once connected)."""
+        with self._link_lock:
+            if not self._started or not self._link_down.is_set():
+                return
+            self._link_down.clear()
+            if self._power_lost:
+                self._power_lost = False
+                self._started_at = time.monotonic()
+            self._client.connect_async(self.host, self.port, keepalive=KEEPALIVE_S)
+            self._client.loop_start()
+
     def heartbeat(self) -> Heartbeat:
         """What the device reports about itself; subclasses add battery or signal."""
         return Heartbeat(
@@ -187,7 +262,7 @@ class SimDevice:
 
     def _heartbeats(self) -> None:
         while not self._halt.wait(self.heartbeat_s):
-            if self.connected:
+            if self.connected and (self.ota is None or self.ota.app_alive):
                 self.publish(heartbeat_topic(self.store_id, self.device_id), self.heartbeat())
 
     def _online_acknowledged(self, deadline: float) -> bool:
@@ -211,6 +286,7 @@ class SimDevice:
             self._current_birth = None
             self._started = False
             self._stopping = False
+            self._link_down.clear()
 
     # ------------------------------------------------------------------ birth
 
@@ -308,6 +384,8 @@ class SimDevice:
 
     def handle_command(self, name: str, command: Command) -> tuple[bool, str]:
         """Execute one command; return (ok, detail).  Subclasses may add commands."""
+        if self.ota is not None and name in OTA_COMMANDS:
+            return self.ota.handle_command(name, command)
         if name == "rebirth":
             self.send_birth()
             return True, ""

@@ -14,6 +14,11 @@ from __future__ import annotations
 import math
 import random
 from dataclasses import dataclass
+from typing import Literal
+
+from devices.calibration import DEFAULT_FULL_SCALE_RAW
+
+Fault = Literal["stuck", "noisy", "drift", "saturate"]
 
 #: Range of the peak hand pressure added to the reading during contact, in grams.
 BUMP_MIN_G = 30.0
@@ -46,7 +51,7 @@ class _Transient:
 
 
 class LoadCell:
-    """Readings of one plate: ``true load + hand bump + drift + gaussian noise``.
+    """Readings of one plate: ``true load + hand bump + drift + gaussian noise``, as raw.
 
     Deterministic for a given ``rng`` seed and call sequence.
     """
@@ -58,9 +63,23 @@ class LoadCell:
         rng: random.Random,
         noise_sd_g: float = 1.5,
         drift_g_per_s: float = 0.0,
+        offset_raw: float = 0.0,
+        gain: float = 1.0,
+        full_scale_raw: float = DEFAULT_FULL_SCALE_RAW,
     ) -> None:
         if noise_sd_g < 0:
             raise ValueError("noise_sd_g must be >= 0")
+        if not full_scale_raw > 0:
+            raise ValueError("full_scale_raw must be > 0")
+        self.full_scale_raw = float(full_scale_raw)
+        self.offset_raw, self.gain = 0.0, 1.0
+        self.set_raw_transfer(offset_raw, gain)
+        self._last_raw: float | None = None
+        self._stuck = False
+        self._stuck_at: float | None = None
+        self._saturated = False
+        self._noisy_sd_g: float | None = None
+        self._fault_drift: tuple[float, float] | None = None  # (since t, grams per s)
         self._rng = rng
         self._noise_sd_g = noise_sd_g
         self._drift_g_per_s = drift_g_per_s
@@ -112,8 +131,48 @@ class LoadCell:
             return current.old_g + current.bump(t)
         return self._settled_g
 
+    def set_raw_transfer(self, offset_raw: float, gain: float) -> None:
+        """How grams become raw readings: ``raw = offset_raw + gain * grams``."""
+        if not (math.isfinite(offset_raw) and math.isfinite(gain)) or gain == 0:
+            raise ValueError("offset_raw must be finite and gain finite and non-zero")
+        self.offset_raw, self.gain = float(offset_raw), float(gain)
+
+    def inject(self, fault: Fault, value: float, t: float) -> None:
+        """Start a fault at sample time ``t`` (see :meth:`SimShelf.inject`)."""
+        if fault == "stuck":
+            self._stuck, self._stuck_at = True, self._last_raw
+        elif fault == "noisy":
+            if value < 0:
+                raise ValueError("noise sd must be >= 0")
+            self._noisy_sd_g = value
+        elif fault == "drift":
+            self._fault_drift = (t, value / 60.0)
+        elif fault == "saturate":
+            self._saturated = True
+        else:
+            raise ValueError(f"unknown fault {fault!r}")
+
+    def clear_faults(self) -> None:
+        self._stuck, self._stuck_at, self._saturated = False, None, False
+        self._noisy_sd_g = None
+        self._fault_drift = None
+
     def sample(self, t: float) -> float:
-        """The reading at sample time ``t`` (seconds), in grams."""
+        """The raw reading at sample time ``t`` (seconds); grams with the default transfer."""
         self._last_t = max(self._last_t, t)
-        noise = self._rng.gauss(0.0, self._noise_sd_g) if self._noise_sd_g > 0 else 0.0
-        return self.level(t) + self._drift_g_per_s * t + noise
+        sd = self._noise_sd_g if self._noisy_sd_g is None else self._noisy_sd_g
+        noise = self._rng.gauss(0.0, sd) if sd > 0 else 0.0
+        grams = self.level(t) + self._drift_g_per_s * t + noise
+        if self._fault_drift is not None:
+            since, rate = self._fault_drift
+            grams += rate * (t - since)
+        full = self.full_scale_raw
+        raw = max(-full, min(full, self.offset_raw + self.gain * grams))
+        if self._saturated:
+            raw = full
+        if self._stuck:
+            if self._stuck_at is None:
+                self._stuck_at = raw
+            raw = self._stuck_at
+        self._last_raw = raw
+        return raw

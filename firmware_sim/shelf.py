@@ -1,4 +1,9 @@
-"""A simulated smart shelf: one load cell per plate, sampled at 60 Hz, sent in batches."""
+"""A simulated smart shelf: one load cell per plate, sampled at 60 Hz, sent in batches.
+
+Plates report raw readings (see :class:`LoadCell`); a test can give a plate an
+offset and gain (an uncalibrated plate), put a calibration weight on it, and
+inject faults (stuck, noisy, drift, saturate) for the plate health monitor.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +12,7 @@ import random
 import threading
 import time
 
+from devices.calibration import DEFAULT_FULL_SCALE_RAW
 from devices.protocol import (
     SAMPLE_RATE_HZ,
     SAMPLES_PER_BATCH,
@@ -15,7 +21,7 @@ from devices.protocol import (
     weight_topic,
 )
 from firmware_sim.device import SimDevice
-from firmware_sim.loadcell import LoadCell
+from firmware_sim.loadcell import Fault, LoadCell
 
 logger = logging.getLogger(__name__)
 
@@ -50,7 +56,10 @@ class SimShelf(SimDevice):
         username: str | None = None,
         password: str | None = None,
         firmware: str = "sim-1.0.0",
+        raw_transfer: dict[int, tuple[float, float]] | None = None,
+        full_scale_raw: float = DEFAULT_FULL_SCALE_RAW,
     ) -> None:
+        """``raw_transfer``: plate -> (offset_raw, gain); other plates report grams."""
         if not initial_loads_g:
             raise ValueError(f"shelf {device_id} needs at least one plate")
         super().__init__(
@@ -72,9 +81,13 @@ class SimShelf(SimDevice):
                 rng=random.Random(rng.getrandbits(64)),
                 noise_sd_g=noise_sd_g,
                 drift_g_per_s=drift_g_per_s,
+                full_scale_raw=full_scale_raw,
             )
             for load in initial_loads_g
         ]
+        for plate, (offset, gain) in (raw_transfer or {}).items():
+            self._cell(plate).set_raw_transfer(offset, gain)
+        self._test_weights: dict[int, float] = {}
         self._cells_lock = threading.Lock()
         self._origin: float | None = None  # time.monotonic() of sample 0
         self._origin_wall = 0.0  # time.time() of sample 0
@@ -97,15 +110,60 @@ class SimShelf(SimDevice):
         origin = self._origin
         return 0.0 if origin is None else time.monotonic() - origin
 
-    def change(self, plate: int, delta_g: float, contact_s: float = 0.4) -> None:
-        """Change the load of ``plate`` by ``delta_g`` grams, starting now, with hand contact."""
+    def _cell(self, plate: int) -> LoadCell:
         if not 0 <= plate < len(self._cells):
             raise IndexError(f"shelf {self.device_id} has no plate {plate}")
+        return self._cells[plate]
+
+    def change(self, plate: int, delta_g: float, contact_s: float = 0.4) -> None:
+        """Change the load of ``plate`` by ``delta_g`` grams, starting now, with hand contact."""
+        cell = self._cell(plate)
         with self._cells_lock:
-            self._cells[plate].change(delta_g, contact_s, at=self.sample_clock())
+            cell.change(delta_g, contact_s, at=self.sample_clock())
         logger.debug(
             "shelf %s plate %d: %+.1f g (contact %.2f s)", self.device_id, plate, delta_g, contact_s
         )
+
+    # ------------------------------------------------------------------ calibration, faults
+
+    def set_raw_transfer(self, plate: int, offset_raw: float, gain: float) -> None:
+        """From now on ``plate`` reports ``offset_raw + gain * grams``."""
+        cell = self._cell(plate)
+        with self._cells_lock:
+            cell.set_raw_transfer(offset_raw, gain)
+
+    def place_test_weight(self, plate: int, grams: float, contact_s: float = 0.4) -> None:
+        """Put a calibration weight of ``grams`` on ``plate`` (one at a time per plate)."""
+        if not grams > 0:
+            raise ValueError("a test weight must weigh something")
+        if plate in self._test_weights:
+            raise ValueError(f"plate {plate} already holds a test weight")
+        self.change(plate, grams, contact_s)
+        self._test_weights[plate] = grams
+
+    def remove_test_weight(self, plate: int, contact_s: float = 0.4) -> None:
+        """Take the calibration weight off ``plate`` again."""
+        grams = self._test_weights.pop(plate)
+        self.change(plate, -grams, contact_s)
+
+    def inject(self, plate: int, fault: Fault, value: float = 0.0) -> None:
+        """Break ``plate``'s load cell from now on, until :meth:`clear_faults`.
+
+        stuck: the output freezes at its current value (zero variance); noisy: the
+        noise sd becomes ``value`` grams; drift: ``value`` grams per minute of slow
+        drift is added; saturate: the output is pinned at full scale.
+        """
+        cell = self._cell(plate)
+        with self._cells_lock:
+            cell.inject(fault, value, self.sample_clock())
+        logger.info("shelf %s plate %d: fault %s (%s)", self.device_id, plate, fault, value)
+
+    def clear_faults(self, plate: int | None = None) -> None:
+        """Repair one plate, or every plate of the shelf."""
+        cells = self._cells if plate is None else [self._cell(plate)]
+        with self._cells_lock:
+            for cell in cells:
+                cell.clear_faults()
 
     # ------------------------------------------------------------------ life cycle
 

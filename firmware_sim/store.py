@@ -13,10 +13,12 @@ import logging
 import random
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 
 from devices.layout import Planogram
 from firmware_sim.device import SimDevice
+from firmware_sim.esl import SimEsl
+from firmware_sim.faults import FaultConfig, FaultInjector
 from firmware_sim.gate import SimGate
 from firmware_sim.shelf import SimShelf
 from firmware_sim.shopper import Action, PlateKey, plan_shopper
@@ -64,11 +66,16 @@ class StoreSimulator:
         password: str | None = None,
         credentials: Mapping[str, tuple[str, str]] | None = None,
         restock_below: int | None = None,
+        esls: Sequence[str] = (),
+        faults: FaultConfig | None = None,
     ) -> None:
         """``credentials`` (device id -> (username, password)) overrides the shared
         ``username``/``password`` per device, for brokers with per-device ACLs.
         ``restock_below``: if set, :meth:`run` refills (between shoppers, with nobody
-        in the store) every plate whose stock fell below it to its planogram stock."""
+        in the store) every plate whose stock fell below it to its planogram stock.
+        ``esls``: ids of electronic shelf labels (blank until the gateway sets them).
+        ``faults``: what goes wrong (:mod:`firmware_sim.faults`), from :meth:`start` on;
+        a fault for a device that is not here is a ValueError now."""
         if pace <= 0:
             raise ValueError("pace must be > 0")
         self.planogram = planogram
@@ -121,12 +128,17 @@ class StoreSimulator:
         self.restock_below = restock_below
         #: (shelf id, plate, units added) for every restock, in order.
         self.restocks: list[tuple[str, int, int]] = []
+        self.esls: dict[str, SimEsl] = {}
+        for esl_id in esls:
+            user, pw = login(esl_id)
+            self.esls[esl_id] = SimEsl(store_id, esl_id, host, port, username=user, password=pw)
+        self.faults = FaultInjector(faults or FaultConfig(), self.devices)
 
     # ------------------------------------------------------------------ devices
 
     @property
     def devices(self) -> list[SimDevice]:
-        return [*self.shelves.values(), self.entry_gate, self.exit_gate]
+        return [*self.shelves.values(), self.entry_gate, self.exit_gate, *self.esls.values()]
 
     def start(self, timeout: float = 10.0) -> None:
         """Connect every device (each blocks until connected); all or nothing."""
@@ -140,8 +152,10 @@ class StoreSimulator:
                 device.stop()
             raise
         logger.info("store %s: %d devices online", self.store_id, len(started))
+        self.faults.start()
 
     def stop(self) -> None:
+        self.faults.stop()
         for device in reversed(self.devices):
             try:
                 device.stop()

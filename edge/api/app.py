@@ -14,7 +14,7 @@ from fastapi import FastAPI, HTTPException, Request
 from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
 
-from edge.api import checkout, devices, review
+from edge.api import alerts, calibration, checkout, devices, ota, prices, review
 from edge.api.deps import ApiContext, Ctx, StaffActions
 
 _TEMPLATES = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
@@ -38,6 +38,10 @@ def create_app(
     app.include_router(checkout.router)
     app.include_router(devices.router)
     app.include_router(review.router)
+    app.include_router(calibration.router)
+    app.include_router(alerts.router)
+    app.include_router(ota.router)
+    app.include_router(prices.router)
 
     @app.get("/healthz", tags=["health"])
     def healthz(ctx: Ctx) -> dict[str, Any]:

@@ -23,6 +23,32 @@ class StaffActions(Protocol):
 
     def set_desired(self, device_id: str, changes: dict[str, Any]) -> dict[str, Any]: ...
 
+    def calibrate(
+        self, device_id: str, plate: int, action: str, known_g: float | None = None
+    ) -> dict[str, Any]: ...
+
+    def set_calibration(
+        self, device_id: str, plate: int, tare_raw: float | None, span: float | None, by: str
+    ) -> dict[str, Any]: ...
+
+    def ack_alert(self, alert_id: str, by: str) -> dict[str, Any]: ...
+
+    def register_firmware(self, manifest: dict[str, Any], image: bytes) -> dict[str, Any]: ...
+
+    def create_rollout(
+        self,
+        device_type: str,
+        version: str,
+        *,
+        canary_share: float | None = None,
+        devices: list[str] | None = None,
+        canary: list[str] | None = None,
+    ) -> dict[str, Any]: ...
+
+    def halt_rollout(self, rollout_id: str, reason: str) -> dict[str, Any]: ...
+
+    def set_price(self, barcode: str, price_minor: int) -> dict[str, Any]: ...
+
 
 @dataclass
 class ApiContext:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from edge.config import DetectorConfig
@@ -54,6 +55,7 @@ class PlateDetector:
         "_window",
         "baseline_g",
         "device_id",
+        "muted",
         "plate",
     )
 
@@ -68,6 +70,26 @@ class PlateDetector:
         self._episode = False  # it moved since the baseline was set
         self._plateau_since: int | None = None
         self._still = True  # the latest window passed the settle test
+        self.muted = False  # under calibration: its samples are not looked at
+
+    def reset(self, baseline_g: float | None = None) -> None:
+        """Start from ``baseline_g``, or (None) take the next settled window as the
+        baseline: either way what the plate held so far is not a change."""
+        self._window.clear()
+        self.baseline_g = baseline_g
+        self._unsettled_since = None
+        self._disturbed = False
+        self._episode = False
+        self._plateau_since = None
+        self._still = True
+
+    def rescale(self, convert: Callable[[float], float]) -> None:
+        """The plate's readings change units (new calibration): convert what it holds."""
+        if self.baseline_g is not None:
+            self.baseline_g = convert(self.baseline_g)
+        window = [convert(v) for v in self._window]
+        self._window.clear()
+        self._window.extend(window)
 
     @property
     def in_motion(self) -> bool:
@@ -200,6 +222,8 @@ class ShelfDetector:
     def feed(self, samples: list[list[float]], ts_ms: int, rate_hz: int) -> list[ShelfEvent]:
         period_ms = 1000.0 / rate_hz
         for detector, plate_samples in zip(self.plates, samples, strict=False):
+            if detector.muted:
+                continue
             event = detector.feed(plate_samples, ts_ms, period_ms)
             if event is not None:
                 (self._minor if event.minor else self._pending).append(event)
@@ -207,6 +231,23 @@ class ShelfDetector:
             horizon = ts_ms - 4 * GROUP_WINDOW_MS
             self._minor = [e for e in self._minor if e.end_ms >= horizon]
         return self._flush() if self._pending else []
+
+    def reset_plate(self, plate: int, *, muted: bool, baseline_g: float | None = None) -> None:
+        """Start ``plate`` afresh (see :meth:`PlateDetector.reset`); ``muted``: ignore its
+        samples from now on (under calibration: emptying and loading it is no event)."""
+        detector = self.plates[plate]
+        detector.reset(baseline_g)
+        detector.muted = muted
+        self._forget(plate)
+
+    def rescale_plate(self, plate: int, convert: Callable[[float], float]) -> None:
+        """The plate's readings change units: its level carries over, no event."""
+        self.plates[plate].rescale(convert)
+        self._forget(plate)
+
+    def _forget(self, plate: int) -> None:
+        self._pending = [e for e in self._pending if e.plate != plate]
+        self._minor = [e for e in self._minor if e.plate != plate]
 
     def _moving_near(self, plate: int) -> bool:
         lo, hi = (

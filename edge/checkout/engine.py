@@ -283,7 +283,8 @@ class CheckoutEngine:
         rows = []
         for barcode, quantity in sorted(cart.items()):
             product = self._products[barcode]
-            rows.append(ReceiptRow(barcode, product.name, quantity, product.price_minor))
+            price = self.store.price_minor(barcode, product.price_minor)  # the catalog's
+            rows.append(ReceiptRow(barcode, product.name, quantity, price))
         issued = self.clock_ms()
         receipt_id = self.store.close_with_receipt(
             pending.token, pending.gate, issued, self.planogram.currency, rows
@@ -352,8 +353,9 @@ class CheckoutEngine:
             outcome = "cart"
         else:
             product = self._products[barcode]
+            price = self.store.price_minor(barcode, product.price_minor)  # the catalog's
             self.store.resolve_review_into_receipt(
-                review_id, now, by, decision, delta, product.name, product.price_minor
+                review_id, now, by, decision, delta, product.name, price
             )
             outcome = "extra charge" if taken else "refund"
         return {"review_id": review_id, "status": "resolved", "applied_to": outcome, **decision}

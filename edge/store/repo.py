@@ -12,8 +12,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from cloud_sync.wire import (
+    KIND_DEVICE_STATE,
+    KIND_TRANSACTION,
+    STREAM_DEVICES,
+    STREAM_TRANSACTIONS,
+)
+from edge.store.alerts import Alerts
 from edge.store.base import new_event_id
+from edge.store.calibration import Calibrations
 from edge.store.db import connect
+from edge.store.ota import Ota
+from edge.store.outbox import Outbox
+from edge.store.prices import Prices
 from edge.store.registry import Registry
 from edge.store.review import ReviewQueue
 from edge.store.sensors import Sensors
@@ -32,7 +43,7 @@ class ReceiptRow:
         return self.quantity * self.unit_price_minor
 
 
-class Store(ReviewQueue, Registry, Twins, Sensors):
+class Store(ReviewQueue, Registry, Twins, Sensors, Outbox, Calibrations, Alerts, Prices, Ota):
     @classmethod
     def open(cls, path: Path, *, readonly: bool = False) -> Store:
         return cls(connect(path, readonly=readonly))
@@ -66,6 +77,17 @@ class Store(ReviewQueue, Registry, Twins, Sensors):
                 (device_id, device_type, state, ts, reason if state == "offline" else None),
             )
             self._event("device_state", ts, device_id, None, {"state": state, "reason": reason})
+            self.enqueue(
+                STREAM_DEVICES,
+                KIND_DEVICE_STATE,
+                {
+                    "device_id": device_id,
+                    "device_type": device_type,
+                    "state": state,
+                    "reason": reason,
+                },
+                ts_ms=ts,
+            )
 
     def record_heartbeat(
         self,
@@ -122,6 +144,11 @@ class Store(ReviewQueue, Registry, Twins, Sensors):
             (limit,),
         )
         return [{**r, "payload": bytes(r["payload"]).decode("utf-8", "replace")} for r in rows]
+
+    def device_state_counts(self) -> dict[str, int]:
+        """How many devices are in each state (online, offline, provisioned)."""
+        rows = self.db.conn.execute("SELECT state, count(*) FROM devices GROUP BY state")
+        return {str(state): int(n) for state, n in rows}
 
     def dead_letter_count(self) -> int:
         return int(self.db.execute("SELECT count(*) FROM dead_letters").fetchone()[0])
@@ -257,6 +284,29 @@ class Store(ReviewQueue, Registry, Twins, Sensors):
                 ],
             )
             self._event("receipt", ts, exit_gate, token, {"receipt_id": receipt_id, "total": total})
+            self.enqueue(  # for HQ, in the SAME transaction as the receipt
+                STREAM_TRANSACTIONS,
+                KIND_TRANSACTION,
+                {
+                    "receipt_id": receipt_id,
+                    "session_token": token,
+                    "exit_gate": exit_gate,
+                    "currency": currency,
+                    "total_minor": total,
+                    "issued_ms": ts,
+                    "lines": [
+                        {
+                            "barcode": line.barcode,
+                            "name": line.name,
+                            "quantity": line.quantity,
+                            "unit_price_minor": line.unit_price_minor,
+                            "line_total_minor": line.line_total_minor,
+                        }
+                        for line in lines
+                    ],
+                },
+                ts_ms=ts,
+            )
         return receipt_id
 
     def receipts(self, limit: int = 100, token: str | None = None) -> list[dict[str, Any]]:
@@ -280,6 +330,10 @@ class Store(ReviewQueue, Registry, Twins, Sensors):
                 )
             )
         return receipts
+
+    def receipt_count(self) -> int:
+        """Transactions (issued receipts) recorded in this store."""
+        return int(self.db.conn.execute("SELECT count(*) FROM receipts").fetchone()[0])
 
     def receipt(self, receipt_id: str) -> dict[str, Any] | None:
         rows = list(

@@ -29,7 +29,7 @@ def test_demo_json_every_receipt_matches_the_ground_truth(tmp_path):
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     lines = [json.loads(line) for line in proc.stdout.splitlines() if line.strip()]
-    assert lines[0]["type"] == "started"
+    assert [ln["type"] for ln in lines[:2]] == ["hq", "started"]  # a local HQ by default
     summary = lines[-1]
     assert summary["type"] == "summary"
     receipts = [ln for ln in lines if ln["type"] == "receipt"]
@@ -38,6 +38,10 @@ def test_demo_json_every_receipt_matches_the_ground_truth(tmp_path):
     assert all(r["correct"] for r in receipts), receipts
     assert summary["receipts_correct"] == summary["receipts"]
     assert summary["dead_letters"] == 0
+    # Every transaction reached the demo's own HQ, and the outbox drained.
+    assert summary["transactions"] == summary["receipts"]
+    assert summary["hq_transactions"] == summary["transactions"]
+    assert summary["outbox_unsent"] == 0
     for r in receipts:
         assert r["total_minor"] == sum(ln["line_total_minor"] for ln in r["lines"])
         assert isinstance(r["total_minor"], int)
@@ -56,6 +60,9 @@ def test_demo_serves_the_api_and_stops_cleanly_on_sigterm(tmp_path):
     )
     try:
         assert proc.stdout is not None
+        hq = json.loads(proc.stdout.readline())
+        assert hq["type"] == "hq"
+        assert hq["fleet"].startswith("http://127.0.0.1:")
         started = json.loads(proc.stdout.readline())
         assert started["api"] == f"http://127.0.0.1:{api_port}"
         deadline = time.monotonic() + 30

@@ -1,0 +1,546 @@
+"""HQ's database: SQLite by default, PostgreSQL by URL (psycopg 3), one small interface.
+
+The SQL is portable (``INSERT ... ON CONFLICT ... DO NOTHING``/``DO UPDATE``,
+``BIGINT``, ``DOUBLE PRECISION``, ``LIMIT``/``OFFSET``); it is written with
+``?`` placeholders, which the PostgreSQL path turns into ``%s``.  Every
+connection belongs to one thread (the API's worker threads each get their own).
+
+All of HQ's SQL is in this module.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+from pydantic import ValidationError
+
+from cloud_sync.wire import (
+    KIND_STOCK_LEVEL,
+    KIND_TRANSACTION,
+    GatewayHeartbeat,
+    IngestAck,
+    OutboxEvent,
+    RejectedEvent,
+    StockLevelPayload,
+    TransactionPayload,
+)
+
+log = logging.getLogger(__name__)
+
+#: Tries of one ingest transaction that meets a lock conflict.
+_RETRIES = 5
+
+SCHEMA = (
+    """CREATE TABLE IF NOT EXISTS hq_stores (
+        store_id TEXT PRIMARY KEY,
+        name TEXT,
+        key_hash TEXT NOT NULL UNIQUE,
+        created_ms BIGINT NOT NULL
+    )""",
+    """CREATE TABLE IF NOT EXISTS hq_events (
+        store_id TEXT NOT NULL,
+        event_id TEXT NOT NULL,
+        stream TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        seq BIGINT NOT NULL,
+        ts_ms BIGINT NOT NULL,
+        created_ms BIGINT NOT NULL,
+        received_ms BIGINT NOT NULL,
+        payload TEXT NOT NULL,
+        PRIMARY KEY (store_id, event_id)
+    )""",
+    "CREATE INDEX IF NOT EXISTS hq_events_stream ON hq_events (store_id, stream, seq)",
+    """CREATE TABLE IF NOT EXISTS hq_transactions (
+        store_id TEXT NOT NULL,
+        event_id TEXT NOT NULL,
+        receipt_id TEXT NOT NULL,
+        session_token TEXT NOT NULL,
+        currency TEXT NOT NULL,
+        total_minor BIGINT NOT NULL,
+        issued_ms BIGINT NOT NULL,
+        line_count INTEGER NOT NULL,
+        lines TEXT NOT NULL,
+        received_ms BIGINT NOT NULL,
+        PRIMARY KEY (store_id, event_id)
+    )""",
+    "CREATE INDEX IF NOT EXISTS hq_transactions_order"
+    " ON hq_transactions (store_id, issued_ms, event_id)",
+    "CREATE INDEX IF NOT EXISTS hq_transactions_all ON hq_transactions (issued_ms, event_id)",
+    """CREATE TABLE IF NOT EXISTS hq_rejected (
+        store_id TEXT NOT NULL,
+        event_id TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        reason TEXT NOT NULL,
+        received_ms BIGINT NOT NULL,
+        PRIMARY KEY (store_id, event_id)
+    )""",
+    """CREATE TABLE IF NOT EXISTS hq_gateways (
+        store_id TEXT PRIMARY KEY,
+        received_ms BIGINT NOT NULL,
+        sent_ms BIGINT NOT NULL,
+        backlog_rows BIGINT NOT NULL,
+        backlog_bytes BIGINT NOT NULL,
+        oldest_unsent_age_s DOUBLE PRECISION,
+        last_acked_seq BIGINT,
+        evicted_rows BIGINT NOT NULL,
+        versions TEXT NOT NULL,
+        devices TEXT NOT NULL
+    )""",
+    """CREATE TABLE IF NOT EXISTS hq_stock (
+        store_id TEXT NOT NULL,
+        barcode TEXT NOT NULL,
+        name TEXT,
+        quantity BIGINT NOT NULL,
+        low_threshold BIGINT,
+        ts_ms BIGINT NOT NULL,
+        PRIMARY KEY (store_id, barcode)
+    )""",
+    "CREATE INDEX IF NOT EXISTS hq_stock_barcode ON hq_stock (barcode)",
+)
+
+
+# --------------------------------------------------------------------------- connections
+
+
+class Tx(Protocol):
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
+        """Run a statement; returns the rows it changed."""
+        ...
+
+    def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]: ...
+
+
+class Engine(Protocol):
+    dialect: str
+
+    def transaction(self) -> AbstractContextManager[Tx]: ...
+
+    def is_retryable(self, exc: BaseException) -> bool:
+        """A failure that the same transaction may not meet again (lock conflicts)."""
+        ...
+
+    def close(self) -> None: ...
+
+
+class _SqliteTx:
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self._conn = conn
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
+        return self._conn.execute(sql, tuple(params)).rowcount
+
+    def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        return [tuple(row) for row in self._conn.execute(sql, tuple(params)).fetchall()]
+
+
+class SqliteEngine:
+    """One connection per thread, WAL, ``synchronous=FULL`` (money lives here)."""
+
+    dialect = "sqlite"
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._local = threading.local()
+        self._all: list[sqlite3.Connection] = []
+        self._lock = threading.Lock()
+        conn = self._conn()
+        conn.execute("PRAGMA journal_mode = WAL")
+
+    def _conn(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+            conn.execute("PRAGMA busy_timeout = 10000")
+            conn.execute("PRAGMA synchronous = FULL")
+            self._local.conn = conn
+            with self._lock:
+                self._all.append(conn)
+        return conn
+
+    @contextmanager
+    def transaction(self) -> Iterator[Tx]:
+        conn = self._conn()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield _SqliteTx(conn)
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+
+    def is_retryable(self, exc: BaseException) -> bool:
+        text = str(exc).lower()
+        return isinstance(exc, sqlite3.OperationalError) and ("locked" in text or "busy" in text)
+
+    def close(self) -> None:
+        with self._lock:
+            for conn in self._all:
+                conn.close()
+            self._all.clear()
+        self._local = threading.local()
+
+
+class _PostgresTx:
+    def __init__(self, cursor: Any) -> None:
+        self._cur = cursor
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
+        self._cur.execute(sql.replace("?", "%s"), tuple(params))
+        return int(self._cur.rowcount)
+
+    def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        self._cur.execute(sql.replace("?", "%s"), tuple(params))
+        return [tuple(row) for row in self._cur.fetchall()]
+
+
+class PostgresEngine:
+    """PostgreSQL through psycopg 3 (``pip install 'storeedge[postgres]'``)."""
+
+    dialect = "postgresql"
+
+    def __init__(self, url: str) -> None:
+        try:
+            import psycopg  # noqa: PLC0415 - optional dependency
+        except ImportError as exc:  # pragma: no cover - depends on the install
+            raise RuntimeError(
+                "PostgreSQL needs psycopg 3: pip install 'storeedge[postgres]'"
+            ) from exc
+        self._psycopg = psycopg
+        self.url = url
+        self._local = threading.local()
+        self._all: list[Any] = []
+        self._lock = threading.Lock()
+        self._conn()
+
+    def _conn(self) -> Any:
+        conn = getattr(self._local, "conn", None)
+        if conn is None or conn.closed:
+            conn = self._psycopg.connect(self.url, autocommit=True)
+            self._local.conn = conn
+            with self._lock:
+                self._all.append(conn)
+        return conn
+
+    @contextmanager
+    def transaction(self) -> Iterator[Tx]:
+        conn = self._conn()
+        with conn.transaction(), conn.cursor() as cur:
+            yield _PostgresTx(cur)
+
+    def is_retryable(self, exc: BaseException) -> bool:
+        errors = self._psycopg.errors
+        return isinstance(exc, errors.DeadlockDetected | errors.SerializationFailure)
+
+    def close(self) -> None:
+        with self._lock:
+            for conn in self._all:
+                conn.close()
+            self._all.clear()
+        self._local = threading.local()
+
+
+def open_engine(target: str | Path) -> Engine:
+    """``postgresql://...`` (or ``postgres://``) opens PostgreSQL; anything else is a
+    SQLite file path."""
+    text = str(target)
+    if text.startswith(("postgresql://", "postgres://")):
+        return PostgresEngine(text)
+    return SqliteEngine(Path(text))
+
+
+# --------------------------------------------------------------------------- HQ's data
+
+
+@dataclass(frozen=True, slots=True)
+class StoreRow:
+    store_id: str
+    name: str | None
+    created_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class FleetRow:
+    store_id: str
+    name: str | None
+    received_ms: int | None
+    sent_ms: int | None
+    backlog_rows: int | None
+    backlog_bytes: int | None
+    oldest_unsent_age_s: float | None
+    last_acked_seq: int | None
+    evicted_rows: int | None
+    versions: dict[str, str]
+    devices: dict[str, int]
+    transactions: int
+
+
+@dataclass(frozen=True, slots=True)
+class StockRow:
+    store_id: str
+    barcode: str
+    name: str | None
+    quantity: int
+    low_threshold: int | None
+    ts_ms: int
+
+
+class HqDatabase:
+    """Every read and write of HQ's tables."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        with engine.transaction() as tx:
+            for statement in SCHEMA:
+                tx.execute(statement)
+
+    @classmethod
+    def open(cls, target: str | Path) -> HqDatabase:
+        return cls(open_engine(target))
+
+    def close(self) -> None:
+        self.engine.close()
+
+    # ------------------------------------------------------------------ stores and keys
+
+    def add_store(self, store_id: str, name: str | None, key_hash: str, now_ms: int) -> None:
+        with self.engine.transaction() as tx:
+            if tx.query("SELECT 1 FROM hq_stores WHERE store_id = ?", (store_id,)):
+                raise ValueError(f"store {store_id!r} already exists")
+            tx.execute(
+                "INSERT INTO hq_stores (store_id, name, key_hash, created_ms) VALUES (?, ?, ?, ?)",
+                (store_id, name, key_hash, now_ms),
+            )
+
+    def set_key(self, store_id: str, key_hash: str) -> None:
+        with self.engine.transaction() as tx:
+            if not tx.execute(
+                "UPDATE hq_stores SET key_hash = ? WHERE store_id = ?", (key_hash, store_id)
+            ):
+                raise LookupError(f"no store {store_id!r}")
+
+    def store_for_key(self, key_hash: str) -> str | None:
+        with self.engine.transaction() as tx:
+            rows = tx.query("SELECT store_id FROM hq_stores WHERE key_hash = ?", (key_hash,))
+        return str(rows[0][0]) if rows else None
+
+    def stores(self) -> list[StoreRow]:
+        with self.engine.transaction() as tx:
+            rows = tx.query("SELECT store_id, name, created_ms FROM hq_stores ORDER BY store_id")
+        return [StoreRow(str(s), n, int(c)) for s, n, c in rows]
+
+    # ------------------------------------------------------------------ ingest
+
+    def ingest(self, store_id: str, events: Sequence[OutboxEvent], now_ms: int) -> IngestAck:
+        """Store each (store, event id) once, in ONE transaction; project transactions
+        and stock levels.  Every event id of the batch is acknowledged.
+
+        Rows are written in event-id order, so that concurrent retries of overlapping
+        batches take their locks in one order; a lock conflict is retried."""
+        ordered = sorted(events, key=lambda e: e.event_id)
+        for attempt in range(_RETRIES):
+            try:
+                stored, duplicates, rejected = self._ingest(store_id, ordered, now_ms)
+                break
+            except Exception as exc:
+                if attempt == _RETRIES - 1 or not self.engine.is_retryable(exc):
+                    raise
+                log.info("hq: ingest conflict (%s); retrying", type(exc).__name__)
+                time.sleep(random.uniform(0.005, 0.02) * 2**attempt)
+        return IngestAck(
+            acked=[e.event_id for e in events],
+            stored=stored,
+            duplicates=duplicates,
+            rejected=rejected,
+        )
+
+    def _ingest(
+        self, store_id: str, events: Sequence[OutboxEvent], now_ms: int
+    ) -> tuple[int, int, list[RejectedEvent]]:
+        rejected: list[RejectedEvent] = []
+        stored = duplicates = 0
+        with self.engine.transaction() as tx:
+            for event in events:
+                new = tx.execute(
+                    "INSERT INTO hq_events (store_id, event_id, stream, kind, seq, ts_ms,"
+                    " created_ms, received_ms, payload) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                    " ON CONFLICT (store_id, event_id) DO NOTHING",
+                    (
+                        store_id,
+                        event.event_id,
+                        event.stream,
+                        event.kind,
+                        event.seq,
+                        event.ts_ms,
+                        event.created_ms,
+                        now_ms,
+                        json.dumps(event.payload, sort_keys=True),
+                    ),
+                )
+                if not new:
+                    duplicates += 1
+                    continue
+                stored += 1
+                try:
+                    self._project(tx, store_id, event, now_ms)
+                except ValidationError as exc:
+                    reason = f"{event.kind} payload: {exc.errors()[0]['msg']}"
+                    rejected.append(RejectedEvent(event_id=event.event_id, reason=reason))
+                    tx.execute(
+                        "INSERT INTO hq_rejected (store_id, event_id, kind, reason, received_ms)"
+                        " VALUES (?, ?, ?, ?, ?) ON CONFLICT (store_id, event_id) DO NOTHING",
+                        (store_id, event.event_id, event.kind, reason, now_ms),
+                    )
+        return stored, duplicates, rejected
+
+    @staticmethod
+    def _project(tx: Tx, store_id: str, event: OutboxEvent, now_ms: int) -> None:
+        if event.kind == KIND_TRANSACTION:
+            t = TransactionPayload.model_validate(event.payload)
+            tx.execute(
+                "INSERT INTO hq_transactions (store_id, event_id, receipt_id, session_token,"
+                " currency, total_minor, issued_ms, line_count, lines, received_ms)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                " ON CONFLICT (store_id, event_id) DO NOTHING",
+                (
+                    store_id,
+                    event.event_id,
+                    t.receipt_id,
+                    t.session_token,
+                    t.currency,
+                    t.total_minor,
+                    t.issued_ms,
+                    len(t.lines),
+                    json.dumps([line.model_dump() for line in t.lines]),
+                    now_ms,
+                ),
+            )
+        elif event.kind == KIND_STOCK_LEVEL:
+            s = StockLevelPayload.model_validate(event.payload)
+            # A level is a snapshot: the newest one wins, whatever order they arrive in.
+            tx.execute(
+                "INSERT INTO hq_stock (store_id, barcode, name, quantity, low_threshold, ts_ms)"
+                " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (store_id, barcode) DO UPDATE SET"
+                " name = coalesce(excluded.name, hq_stock.name),"
+                " quantity = excluded.quantity,"
+                " low_threshold = coalesce(excluded.low_threshold, hq_stock.low_threshold),"
+                " ts_ms = excluded.ts_ms WHERE excluded.ts_ms >= hq_stock.ts_ms",
+                (store_id, s.barcode, s.name, s.quantity, s.low_threshold, event.ts_ms),
+            )
+
+    def record_heartbeat(self, heartbeat: GatewayHeartbeat, now_ms: int) -> None:
+        b = heartbeat.backlog
+        with self.engine.transaction() as tx:
+            tx.execute(
+                "INSERT INTO hq_gateways (store_id, received_ms, sent_ms, backlog_rows,"
+                " backlog_bytes, oldest_unsent_age_s, last_acked_seq, evicted_rows, versions,"
+                " devices) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (store_id)"
+                " DO UPDATE SET received_ms = excluded.received_ms,"
+                " sent_ms = excluded.sent_ms, backlog_rows = excluded.backlog_rows,"
+                " backlog_bytes = excluded.backlog_bytes,"
+                " oldest_unsent_age_s = excluded.oldest_unsent_age_s,"
+                " last_acked_seq = excluded.last_acked_seq,"
+                " evicted_rows = excluded.evicted_rows, versions = excluded.versions,"
+                " devices = excluded.devices",
+                (
+                    heartbeat.store_id,
+                    now_ms,
+                    heartbeat.sent_ms,
+                    b.rows,
+                    b.bytes,
+                    b.oldest_unsent_age_s,
+                    b.last_acked_seq,
+                    b.evicted_rows,
+                    json.dumps(heartbeat.versions, sort_keys=True),
+                    json.dumps(heartbeat.devices, sort_keys=True),
+                ),
+            )
+
+    # ------------------------------------------------------------------ reading
+
+    def fleet(self) -> list[FleetRow]:
+        with self.engine.transaction() as tx:
+            rows = tx.query(
+                "SELECT s.store_id, s.name, g.received_ms, g.sent_ms, g.backlog_rows,"
+                " g.backlog_bytes, g.oldest_unsent_age_s, g.last_acked_seq, g.evicted_rows,"
+                " g.versions, g.devices,"
+                " (SELECT count(*) FROM hq_transactions t WHERE t.store_id = s.store_id)"
+                " FROM hq_stores s LEFT JOIN hq_gateways g ON g.store_id = s.store_id"
+                " ORDER BY s.store_id"
+            )
+        return [
+            FleetRow(
+                store_id=r[0],
+                name=r[1],
+                received_ms=r[2],
+                sent_ms=r[3],
+                backlog_rows=r[4],
+                backlog_bytes=r[5],
+                oldest_unsent_age_s=r[6],
+                last_acked_seq=r[7],
+                evicted_rows=r[8],
+                versions=json.loads(r[9]) if r[9] else {},
+                devices=json.loads(r[10]) if r[10] else {},
+                transactions=int(r[11]),
+            )
+            for r in rows
+        ]
+
+    def transactions(
+        self, store_id: str | None, limit: int, offset: int
+    ) -> tuple[list[dict[str, Any]], int]:
+        """One page of transactions (oldest first) and how many there are in all."""
+        where, params = ("WHERE store_id = ?", [store_id]) if store_id else ("", [])
+        with self.engine.transaction() as tx:
+            total = tx.query(f"SELECT count(*) FROM hq_transactions {where}", params)[0][0]
+            rows = tx.query(
+                "SELECT store_id, event_id, receipt_id, session_token, currency, total_minor,"
+                f" issued_ms, lines, received_ms FROM hq_transactions {where}"
+                " ORDER BY issued_ms, store_id, event_id LIMIT ? OFFSET ?",
+                [*params, limit, offset],
+            )
+        items = [
+            {
+                "store_id": r[0],
+                "event_id": r[1],
+                "receipt_id": r[2],
+                "session_token": r[3],
+                "currency": r[4],
+                "total_minor": int(r[5]),
+                "issued_ms": int(r[6]),
+                "lines": json.loads(r[7]),
+                "received_ms": int(r[8]),
+            }
+            for r in rows
+        ]
+        return items, int(total)
+
+    def event_count(self, store_id: str, kind: str | None = None) -> int:
+        extra, params = (" AND kind = ?", (store_id, kind)) if kind else ("", (store_id,))
+        with self.engine.transaction() as tx:
+            return int(
+                tx.query(f"SELECT count(*) FROM hq_events WHERE store_id = ?{extra}", params)[0][0]
+            )
+
+    def stock(self, barcode: str | None = None) -> list[StockRow]:
+        where, params = ("WHERE barcode = ?", (barcode,)) if barcode else ("", ())
+        with self.engine.transaction() as tx:
+            rows = tx.query(
+                "SELECT store_id, barcode, name, quantity, low_threshold, ts_ms FROM hq_stock"
+                f" {where} ORDER BY barcode, store_id",
+                params,
+            )
+        return [
+            StockRow(r[0], r[1], r[2], int(r[3]), None if r[4] is None else int(r[4]), int(r[5]))
+            for r in rows
+        ]
