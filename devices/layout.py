@@ -33,6 +33,12 @@ class Plate(_Strict):
         default=(), description="other products that share this plate (real stores mix)"
     )
     stock: int = Field(default=0, ge=0, description="units of `barcode` on the plate at start")
+    restock_at: int | None = Field(
+        default=None,
+        ge=0,
+        description="restock alert when the lane of `barcode` on this shelf holds this many "
+        "units or fewer (default: the gateway's restock.default_share of its stock)",
+    )
     x: float | None = Field(default=None, description="plate centre on the floor plan, metres")
     y: float | None = None
     z: float | None = Field(default=None, description="plate height above the floor, metres")

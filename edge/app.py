@@ -11,7 +11,7 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import Future
 from typing import Any, TypeVar
 
@@ -30,6 +30,7 @@ from devices.protocol import (
     ReceiptMessage,
     Reported,
     Temperature,
+    TwinValue,
     WeightBatch,
     command_topic,
     encode,
@@ -94,7 +95,9 @@ class Gateway:
         self._born: set[str] = set()  # devices whose birth this gateway has seen
         self._asked: set[str] = set()  # ... and those asked for a rebirth
         self.liveness = Liveness(
-            round(config.devices.offline_after_s * 1000), self._on_device_state
+            round(config.devices.offline_after_s * 1000),
+            self._on_device_state,
+            config.devices.missed_heartbeats,
         )
         self.dispatcher = Dispatcher(
             config.store_id, known, self.handlers(), self.store, on_accepted=self._on_accepted
@@ -134,6 +137,7 @@ class Gateway:
             inbound.device_id, msg.device_type.value, msg.firmware, msg.birth_count, msg.seq, msg.ts
         )
         self.store.set_reported(inbound.device_id, dict(msg.reported), self.engine.clock_ms())
+        self._expect_heartbeats(inbound.device_id, msg.reported)
         self._reconcile(inbound.device_id)  # a device that (re)connects gets what it missed
         self.ota.on_birth(inbound.device_id, msg.firmware)
 
@@ -141,6 +145,12 @@ class Gateway:
         msg = inbound.message
         assert isinstance(msg, Reported)
         self.store.set_reported(inbound.device_id, dict(msg.reported), self.engine.clock_ms())
+        self._expect_heartbeats(inbound.device_id, msg.reported)
+
+    def _expect_heartbeats(self, device_id: str, reported: Mapping[str, TwinValue]) -> None:
+        interval = reported.get("heartbeat_s")
+        if isinstance(interval, int | float) and not isinstance(interval, bool) and interval > 0:
+            self.liveness.expect_every(device_id, round(float(interval) * 1000))
 
     def _reconcile(self, device_id: str) -> None:
         """Send a device the desired settings it does not run yet."""

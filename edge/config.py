@@ -83,6 +83,11 @@ class ApiConfig(_Strict):
         description="bearer token for staff actions (set STOREEDGE_API__STAFF_TOKEN); "
         "without one, staff actions are refused",
     )
+    hq_token: SecretStr | None = Field(
+        default=None,
+        description="bearer token of HQ (set STOREEDGE_API__HQ_TOKEN): store-wide reads, "
+        "prices, device settings and firmware; without one, HQ is refused",
+    )
 
 
 class DetectorConfig(_Strict):
@@ -127,6 +132,11 @@ class GateConfig(_Strict):
 class DevicesConfig(_Strict):
     offline_after_s: float = Field(
         default=30.0, gt=0, description="no message for this long: the device is offline"
+    )
+    missed_heartbeats: int = Field(
+        default=3,
+        ge=1,
+        description="a device that reports its heartbeat_s is offline after this many missed",
     )
 
 
@@ -221,6 +231,126 @@ class HqConfig(_Strict):
     batch_max_age_s: float = Field(default=1.0, ge=0, description="ship a partial batch then")
 
 
+class RestockConfig(_Strict):
+    """Restock alerts per lane (the plates of one product on a shelf), from its weight."""
+
+    enabled: bool = True
+    default_share: float = Field(
+        default=0.25,
+        ge=0,
+        le=1,
+        description="a lane whose planogram plates give no restock_at alerts at this share "
+        "of its planogram stock (rounded up; 0: never)",
+    )
+    refill_units: int = Field(
+        default=2,
+        ge=1,
+        description="hysteresis: an alert resolves once the lane holds restock_at + this many",
+    )
+
+
+class ColdUnitConfig(_Strict):
+    """One fridge or freezer sensor and its limit."""
+
+    device_id: DeviceId
+    name: str | None = Field(default=None, max_length=64, description="e.g. 'dairy fridge'")
+    max_c: float = Field(ge=-60, le=40, description="above this the goods are at risk")
+    after_s: float | None = Field(
+        default=None, gt=0, description="how long above max_c before the alert (default below)"
+    )
+
+
+class ColdChainConfig(_Strict):
+    """Cold-chain alerts: a unit that stays above its limit for too long."""
+
+    default_max_c: float = Field(
+        default=8.0, ge=-60, le=40, description="for fridge sensors not listed under units"
+    )
+    after_s: float = Field(default=900.0, gt=0, description="above the limit this long: alert")
+    clear_margin_c: float = Field(
+        default=0.5, ge=0, description="the alert resolves at max_c minus this, or colder"
+    )
+    units: list[ColdUnitConfig] = Field(
+        default_factory=list, description="known units (fridge sensors) with their limits"
+    )
+
+    @field_validator("units")
+    @classmethod
+    def _unique(cls, units: list[ColdUnitConfig]) -> list[ColdUnitConfig]:
+        ids = [u.device_id for u in units]
+        if len(ids) != len(set(ids)):
+            raise ValueError("device ids repeat")
+        return units
+
+
+class DashboardConfig(_Strict):
+    trace_s: float = Field(
+        default=60.0, gt=0, le=600, description="seconds of weight trace kept per shelf"
+    )
+
+
+class GuidanceConfig(_Strict):
+    """Where things are on the floor plan (metres), for product search and walking routes.
+
+    Plates with x/y in the planogram stand where they say; the others are laid out
+    by default: shelf n along a row of aisles (``aisle_spacing_m`` apart), plates
+    ``plate_spacing_m`` apart along it, ``shelf_origin`` the first plate of shelf 0.
+    """
+
+    entrance: tuple[float, float] = Field(default=(0.0, 0.0), description="entry gate, x/y")
+    exit: tuple[float, float] | None = Field(
+        default=None, description="exit gate (default: next to the entrance)"
+    )
+    shelf_origin: tuple[float, float] = (1.0, 1.5)
+    aisle_spacing_m: float = Field(default=2.0, gt=0)
+    plate_spacing_m: float = Field(default=0.5, gt=0)
+    cell_m: float = Field(default=0.25, gt=0, le=2, description="walkable grid resolution")
+    clearance_m: float = Field(
+        default=0.45, ge=0, description="a shopper stands this far in front of a shelf"
+    )
+    shelves: dict[DeviceId, tuple[float, float, float, float]] = Field(
+        default_factory=dict,
+        description="shelf device id -> x0, y0, x1, y1: where its plate 0 and last plate "
+        "stand (overrides the default layout)",
+    )
+
+
+class PaymentsConfig(_Strict):
+    provider: Literal["simulated", "none"] = Field(
+        default="simulated",
+        description="who charges the shopper's card ('none': receipts are not charged)",
+    )
+    decline_over_minor: int | None = Field(
+        default=None, ge=0, description="simulated provider: decline charges above this"
+    )
+
+
+class ShoppersConfig(_Strict):
+    """The shopper app: check-in tokens, guidance, orders and payments."""
+
+    secret: SecretStr | None = Field(
+        default=None,
+        description="signs shopper and check-in tokens (STOREEDGE_SHOPPERS__SECRET, 16+ "
+        "bytes); without one a random secret is made at start (tokens die on restart)",
+    )
+    verify_checkin: bool = Field(
+        default=True,
+        description="the entry gate accepts only signed, unexpired, unused check-in tokens "
+        "(off only for replays of recorded data and benchmarks)",
+    )
+    checkin_ttl_s: float = Field(default=300.0, gt=0, le=86_400)
+    token_ttl_s: float = Field(default=30 * 86_400.0, gt=0, description="app bearer tokens")
+    guidance: GuidanceConfig = GuidanceConfig()
+    payments: PaymentsConfig = PaymentsConfig()
+
+    @field_validator("secret")
+    @classmethod
+    def _secret(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value().encode()) < 16:
+            raise ValueError("must be at least 16 bytes")
+        return value
+
+
 class GatewayConfig(_Strict):
     store_id: DeviceId
     planogram: Path = Field(description="planogram YAML, relative to the config file")
@@ -241,7 +371,11 @@ class GatewayConfig(_Strict):
     plates: PlatesConfig = PlatesConfig()
     ota: OtaConfig = OtaConfig()
     hq: HqConfig = HqConfig()
+    shoppers: ShoppersConfig = ShoppersConfig()
     vision: VisionConfig = VisionConfig()
+    restock: RestockConfig = RestockConfig()
+    cold_chain: ColdChainConfig = ColdChainConfig()
+    dashboard: DashboardConfig = DashboardConfig()
 
 
 class ConfigError(ValueError):

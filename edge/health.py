@@ -13,11 +13,27 @@ OnChange = Callable[[str, str, str, int], None]
 
 
 class Liveness:
-    def __init__(self, offline_after_ms: int, on_change: OnChange) -> None:
+    """``offline_after_ms`` is the silence limit of a device that did not say how often
+    it reports; one that did (its ``heartbeat_s`` setting) may be silent for
+    ``missed_heartbeats`` of its intervals (a shelf label reporting once a minute is
+    not offline after 30 s)."""
+
+    def __init__(
+        self, offline_after_ms: int, on_change: OnChange, missed_heartbeats: int = 3
+    ) -> None:
         self._after = offline_after_ms
+        self._missed = missed_heartbeats
         self._on_change = on_change
         self._last: dict[str, int] = {}
         self._state: dict[str, str] = {}
+        self._limit: dict[str, int] = {}
+
+    def expect_every(self, device_id: str, interval_ms: int) -> None:
+        """The device reports at least this often (its heartbeat interval)."""
+        self._limit[device_id] = max(self._after, self._missed * interval_ms)
+
+    def limit_ms(self, device_id: str) -> int:
+        return self._limit.get(device_id, self._after)
 
     def seen(self, device_id: str, now_ms: int, *, announce: bool = True) -> None:
         self._last[device_id] = now_ms
@@ -37,7 +53,7 @@ class Liveness:
         silent = [
             d
             for d, state in self._state.items()
-            if state == "online" and now_ms - self._last[d] > self._after
+            if state == "online" and now_ms - self._last[d] > self._limit.get(d, self._after)
         ]
         for device_id in silent:
             self._state[device_id] = "offline"

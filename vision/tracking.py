@@ -21,6 +21,7 @@ from vision.config import TrackerConfig
 from vision.detectors.base import Box, Detection, iou_matrix
 
 F64 = npt.NDArray[np.float64]
+_SIZE_VELOCITY_DECAY = 0.5
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +63,10 @@ class _KalmanBox:
 
     def predict(self) -> Box:
         self.x = self.f @ self.x
+        # A box's size does not keep growing or shrinking the way its centre keeps
+        # moving: the size velocity decays (else one odd detection sends the predicted
+        # box to a sliver, and the next match fails the gate).
+        self.x[6:8] *= _SIZE_VELOCITY_DECAY
         self.x[2:4] = np.maximum(self.x[2:4], 1.0)
         q = self._noise(self.q_scale, 8)
         q[4:, 4:] *= 0.5

@@ -6,9 +6,11 @@ from typing import Any
 
 from fastapi import APIRouter, Body, Depends, HTTPException, Query
 
-from edge.api.deps import Ctx, require_staff
+from edge.api.deps import Ctx, require_staff, require_store_reader
 
-router = APIRouter(prefix="/api/v1/alerts", tags=["alerts"])
+router = APIRouter(
+    prefix="/api/v1/alerts", tags=["alerts"], dependencies=[Depends(require_store_reader)]
+)
 
 
 @router.get("")

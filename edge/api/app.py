@@ -10,12 +10,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from fastapi import FastAPI, HTTPException, Request
+from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
 
 from edge.api import alerts, calibration, checkout, devices, ota, prices, review
-from edge.api.deps import ApiContext, Ctx, StaffActions
+from edge.api.deps import ApiContext, Ctx, StaffActions, document_roles, public
+from edge.shoppers.tokens import TokenSigner
 
 _TEMPLATES = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
 
@@ -27,6 +28,9 @@ def create_app(
     health: Callable[[], dict[str, Any]] | None = None,
     actions: StaffActions | None = None,
     staff_token: str | None = None,
+    hq_token: str | None = None,
+    signer: TokenSigner | None = None,
+    shoppers: Any = None,
 ) -> FastAPI:
     app = FastAPI(
         title="storeedge gateway",
@@ -34,7 +38,17 @@ def create_app(
         description="In-store edge gateway: live sessions, receipts, devices and the review "
         "queue of one store.",
     )
-    app.state.ctx = ApiContext(db_path, store_id, health, actions, staff_token)
+    app.state.ctx = ApiContext(
+        db_path,
+        store_id,
+        health,
+        actions,
+        staff_token,
+        hq_token=hq_token,
+        signer=signer,
+        shoppers=shoppers,
+    )
+    document_roles(app)  # every operation's roles (x-roles) or x-public in /openapi.json
     app.include_router(checkout.router)
     app.include_router(devices.router)
     app.include_router(review.router)
@@ -43,7 +57,7 @@ def create_app(
     app.include_router(ota.router)
     app.include_router(prices.router)
 
-    @app.get("/healthz", tags=["health"])
+    @app.get("/healthz", tags=["health"], dependencies=[Depends(public)])
     def healthz(ctx: Ctx) -> dict[str, Any]:
         """Liveness and the gateway's own view of its health (MQTT link, worker)."""
         info = ctx.health() if ctx.health else {}

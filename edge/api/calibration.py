@@ -15,9 +15,13 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, HTTPException, Path
 from pydantic import BaseModel, ConfigDict, Field
 
-from edge.api.deps import ApiContext, Ctx, StaffActions, require_staff
+from edge.api.deps import ApiContext, Ctx, StaffActions, require_staff, require_store_reader
 
-router = APIRouter(prefix="/api/v1/calibration", tags=["calibration"])
+router = APIRouter(
+    prefix="/api/v1/calibration",
+    tags=["calibration"],
+    dependencies=[Depends(require_store_reader)],
+)
 
 Plate = Annotated[int, Path(ge=0, le=63)]
 

@@ -8,9 +8,9 @@ from fastapi import APIRouter, Depends, HTTPException, Query
 from pydantic import BaseModel, ConfigDict, Field
 
 from devices.protocol import TwinValue
-from edge.api.deps import Ctx, require_staff
+from edge.api.deps import Ctx, Role, require_role, require_store_reader
 
-router = APIRouter(prefix="/api/v1", tags=["devices"])
+router = APIRouter(prefix="/api/v1", tags=["devices"], dependencies=[Depends(require_store_reader)])
 
 
 @router.get("/devices")
@@ -39,7 +39,10 @@ def twin(ctx: Ctx, device_id: str) -> dict[str, Any]:
     return ctx.read(lambda s: s.twin(device_id))
 
 
-@router.put("/devices/{device_id}/twin/desired", dependencies=[Depends(require_staff)])
+@router.put(
+    "/devices/{device_id}/twin/desired",
+    dependencies=[Depends(require_role(Role.STAFF, Role.HQ))],
+)
 def set_desired(ctx: Ctx, device_id: str, body: DesiredSettings) -> dict[str, Any]:
     """Change desired settings; an online device gets them now, an offline one when it
     comes back (its birth reports what it runs, the gateway sends the difference)."""

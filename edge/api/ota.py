@@ -16,10 +16,12 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from devices.ota import MAX_INLINE_IMAGE_BYTES
 from devices.protocol import DeviceId, DeviceType
-from edge.api.deps import ApiContext, Ctx, StaffActions, require_staff
+from edge.api.deps import ApiContext, Ctx, Role, StaffActions, require_role, require_store_reader
 from edge.ota import ImageRefused, OtaConflict, OtaNotConfigured
 
-router = APIRouter(prefix="/api/v1/ota", tags=["ota"])
+router = APIRouter(prefix="/api/v1/ota", tags=["ota"], dependencies=[Depends(require_store_reader)])
+#: Firmware is pushed by HQ or by staff in the store.
+_staff_or_hq = [Depends(require_role(Role.STAFF, Role.HQ))]
 
 
 class ImageUpload(BaseModel):
@@ -75,7 +77,7 @@ def _refusal(exc: Exception) -> HTTPException:
     return HTTPException(status_code=422, detail=str(exc))
 
 
-@router.post("/images", status_code=201, dependencies=[Depends(require_staff)])
+@router.post("/images", status_code=201, dependencies=_staff_or_hq)
 def register_image(ctx: Ctx, body: ImageUpload) -> dict[str, Any]:
     """Register a firmware image; 422 with the reason when it does not verify."""
     try:
@@ -95,7 +97,7 @@ def images(ctx: Ctx) -> dict[str, Any]:
     return {"items": items, "total": len(items)}
 
 
-@router.post("/rollouts", status_code=201, dependencies=[Depends(require_staff)])
+@router.post("/rollouts", status_code=201, dependencies=_staff_or_hq)
 def create_rollout(ctx: Ctx, body: RolloutRequest) -> dict[str, Any]:
     """Start a staged rollout: the canaries are offered the image now, the rest once
     every canary stayed healthy for the health window."""
@@ -130,7 +132,7 @@ def rollout(ctx: Ctx, rollout_id: str) -> dict[str, Any]:
     return found
 
 
-@router.post("/rollouts/{rollout_id}/halt", dependencies=[Depends(require_staff)])
+@router.post("/rollouts/{rollout_id}/halt", dependencies=_staff_or_hq)
 def halt_rollout(ctx: Ctx, rollout_id: str, body: HaltRequest) -> dict[str, Any]:
     """Stop a rollout: no further device is offered the image."""
     try:

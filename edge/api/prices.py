@@ -7,9 +7,9 @@ from typing import Any
 from fastapi import APIRouter, Depends, HTTPException
 from pydantic import BaseModel, ConfigDict, Field
 
-from edge.api.deps import Ctx, require_staff
+from edge.api.deps import Ctx, Role, require_role, require_store_reader
 
-router = APIRouter(prefix="/api/v1", tags=["prices"])
+router = APIRouter(prefix="/api/v1", tags=["prices"], dependencies=[Depends(require_store_reader)])
 
 
 class NewPrice(BaseModel):
@@ -18,7 +18,7 @@ class NewPrice(BaseModel):
     price_minor: int = Field(ge=0, le=100_000_000, description="integer minor units (cents)")
 
 
-@router.put("/products/{barcode}/price", dependencies=[Depends(require_staff)])
+@router.put("/products/{barcode}/price", dependencies=[Depends(require_role(Role.STAFF, Role.HQ))])
 def set_price(ctx: Ctx, barcode: str, body: NewPrice) -> dict[str, Any]:
     """Change a product's price: the next receipt charges it, and every label of the
     product is told (now if online, else when it comes back)."""

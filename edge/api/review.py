@@ -7,9 +7,11 @@ from typing import Any
 from fastapi import APIRouter, Depends, HTTPException, Query
 from pydantic import BaseModel, ConfigDict, Field
 
-from edge.api.deps import Ctx, require_staff
+from edge.api.deps import Ctx, require_staff, require_store_reader
 
-router = APIRouter(prefix="/api/v1/review", tags=["review"])
+router = APIRouter(
+    prefix="/api/v1/review", tags=["review"], dependencies=[Depends(require_store_reader)]
+)
 
 
 class ReviewDecision(BaseModel):

@@ -28,6 +28,7 @@ from edge.store.prices import Prices
 from edge.store.registry import Registry
 from edge.store.review import ReviewQueue
 from edge.store.sensors import Sensors
+from edge.store.staff import StaffViews
 from edge.store.twins import Twins
 
 
@@ -43,7 +44,9 @@ class ReceiptRow:
         return self.quantity * self.unit_price_minor
 
 
-class Store(ReviewQueue, Registry, Twins, Sensors, Outbox, Calibrations, Alerts, Prices, Ota):
+class Store(
+    ReviewQueue, Registry, Twins, Sensors, Outbox, Calibrations, Alerts, Prices, Ota, StaffViews
+):
     @classmethod
     def open(cls, path: Path, *, readonly: bool = False) -> Store:
         return cls(connect(path, readonly=readonly))

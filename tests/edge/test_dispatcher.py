@@ -148,3 +148,16 @@ def test_a_device_goes_offline_on_its_will_or_when_silent(tmp_path):
     assert not bad
     assert "uptime_s" in gw.store.dead_letters()[0]["reason"]
     gw.store.close()
+
+
+def test_unknown_device_types_and_spoofed_ids_are_dead_lettered(gateway):
+    d = gateway.dispatcher
+    sid = gateway.config.store_id
+    toaster = b'{"seq": 0, "ts": 1, "device_type": "toaster", "firmware": "1", "birth_count": 0}'
+    assert not d.dispatch(p.birth_topic(sid, "gate-entry"), toaster)
+    spoof = b'{"seq": 1, "ts": 2, "device_id": "gate-exit", "uptime_s": 1, "firmware": "x"}'
+    assert not d.dispatch(p.heartbeat_topic(sid, "gate-entry"), spoof)
+    reasons = [r["reason"] for r in gateway.store.dead_letters()]
+    assert any(r.startswith("invalid birth: device_type: Input should be 'shelf'") for r in reasons)
+    assert any("payload says device 'gate-exit'" in r for r in reasons)
+    assert all(dev["device_type"] != "toaster" for dev in gateway.store.devices())

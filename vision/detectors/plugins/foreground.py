@@ -32,6 +32,10 @@ from vision.detectors.base import (
 _FG = 255  # MOG2 marks shadows 127, foreground 255
 #: At most this many foreground components per frame are grouped (the biggest).
 _MAX_BLOBS = 40
+#: A blob whose brightness changed by the same factor everywhere (spread of the factor
+#: under this share of it) is light or shadow, not a body (people measured 0.4 and more
+#: on the AiFi footage; light on walls and floor 0.007-0.014).
+_EVEN_GAIN = 0.05
 _PRIME_RATE = 0.1
 _PRIME_STEPS = 20
 
@@ -48,6 +52,9 @@ class ForegroundDetectorConfig(DetectorConfigBase):
     min_area: float = Field(default=0.004, gt=0, lt=1, description="share of the frame")
     max_area: float = Field(default=0.6, gt=0, le=1, description="share of the frame")
     min_fill: float = Field(default=0.12, ge=0, le=1, description="foreground share of the box")
+    min_contrast: float = Field(
+        default=8.0, ge=0, description="mean grey-level difference from the background"
+    )
     min_plausibility: float = Field(
         default=0.2, ge=0, le=1, description="with a floor model: how person-like at least"
     )
@@ -135,7 +142,7 @@ class ForegroundDetector:
         if self._close is not None:
             mask = np.asarray(cv2.morphologyEx(mask, cv2.MORPH_CLOSE, self._close), np.uint8)
         self.last_mask = mask
-        blobs = self._blobs(mask)
+        blobs = self._blobs(mask, small)
         merged = _merge(blobs, self.config.group_px, ctx.plausible, scale)
         cfg = self.config
         total = float(mask.shape[0] * mask.shape[1])
@@ -158,11 +165,40 @@ class ForegroundDetector:
             out.append(Detection(box, round(score, 3), cfg.label))
         return out
 
-    def _blobs(self, mask: Image) -> list[_Blob]:
-        """Connected foreground components (the biggest :data:`_MAX_BLOBS`)."""
+    def _blobs(self, mask: Image, small: Image) -> list[_Blob]:
+        """Connected foreground components (the biggest :data:`_MAX_BLOBS`).
+
+        A component whose pixels differ from the background image by less than
+        ``min_contrast`` grey levels on average is dropped: MOG2 flags flat, evenly lit
+        surfaces (a wall, a shelf edge) whose variance it has learnt as almost zero when
+        they change by a level or two; a shopper differs by tens.  So is one whose
+        brightness changed by one factor throughout (light, a shadow, a reflection).
+        """
         import cv2  # noqa: PLC0415
 
-        count, _labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
+        count, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
+        if count <= 1:
+            return []
+        contrast = np.full(count, 255.0)
+        if self.config.min_contrast > 0:
+            background = self._mog.getBackgroundImage()
+            if background is not None:
+                cur = cv2.cvtColor(small, cv2.COLOR_BGR2GRAY) if small.ndim == 3 else small
+                bg = (
+                    cv2.cvtColor(background, cv2.COLOR_BGR2GRAY)
+                    if background.ndim == 3
+                    else background
+                )
+                diff = cv2.absdiff(cur, bg).astype(np.float64)
+                flat = labels.ravel()
+                n = np.maximum(np.bincount(flat, minlength=count), 1)
+                contrast = np.bincount(flat, weights=diff.ravel(), minlength=count) / n
+                # Light and shadow scale a surface evenly: the same gain over the blob.
+                gain = ((cur.astype(np.float64) + 5) / (bg.astype(np.float64) + 5)).ravel()
+                mean = np.bincount(flat, weights=gain, minlength=count) / n
+                var = np.bincount(flat, weights=gain * gain, minlength=count) / n - mean**2
+                even = np.sqrt(np.maximum(var, 0)) / np.maximum(mean, 1e-6) < _EVEN_GAIN
+                contrast[even] = 0.0
         min_pixels = self.config.min_area * mask.size * 0.05
         blobs = [
             _Blob(
@@ -175,7 +211,7 @@ class ForegroundDetector:
                 int(stats[k, cv2.CC_STAT_AREA]),
             )
             for k in range(1, count)
-            if stats[k, cv2.CC_STAT_AREA] >= min_pixels
+            if stats[k, cv2.CC_STAT_AREA] >= min_pixels and contrast[k] >= self.config.min_contrast
         ]
         blobs.sort(key=lambda b: -b.pixels)
         return blobs[:_MAX_BLOBS]
