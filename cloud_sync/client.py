@@ -26,9 +26,11 @@ from pydantic import BaseModel
 from cloud_sync.wire import (
     HEARTBEAT_PATH,
     INGEST_PATH,
+    SYNC_PATH,
     GatewayHeartbeat,
     IngestAck,
     IngestBatch,
+    SyncChanges,
 )
 
 USER_AGENT = "storeedge-gateway/1"
@@ -137,6 +139,18 @@ class HqClient:
     def heartbeat(self, heartbeat: GatewayHeartbeat) -> None:
         self._post(HEARTBEAT_PATH, heartbeat)
 
+    def changes(self, since: dict[str, int]) -> SyncChanges:
+        """Down-sync: the documents newer than ``since`` (kind -> version)."""
+        try:
+            response = self._http.get(self.base_url + SYNC_PATH, params=since)
+        except httpx.TransportError as exc:
+            raise TransientError(f"{type(exc).__name__}: {exc}") from None
+        self._check(response)
+        try:
+            return SyncChanges.model_validate_json(response.content)
+        except ValueError as exc:
+            raise TransientError(f"HQ's answer to a sync request is not valid: {exc}") from None
+
     def _post(self, path: str, model: BaseModel) -> httpx.Response:
         body = model.model_dump_json().encode("utf-8")
         headers = {"Content-Type": "application/json"}
@@ -147,9 +161,14 @@ class HqClient:
             response = self._http.post(self.base_url + path, content=body, headers=headers)
         except httpx.TransportError as exc:  # connect, read, write, timeouts, TLS
             raise TransientError(f"{type(exc).__name__}: {exc}") from None
+        self._check(response)
+        return response
+
+    @staticmethod
+    def _check(response: httpx.Response) -> None:
         status = response.status_code
         if status < 300:
-            return response
+            return
         detail = response.text[:200]
         if status in _RETRYABLE_STATUS:
             raise TransientError(f"HQ answered {status}: {detail}", status, _retry_after(response))

@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 API_PREFIX = "/api/v1"
 INGEST_PATH = f"{API_PREFIX}/ingest"
 HEARTBEAT_PATH = f"{API_PREFIX}/heartbeat"
+SYNC_PATH = f"{API_PREFIX}/sync"  # down-sync: GET with the store key, POST .../{kind} as admin
 
 # Event kinds HQ understands beyond storing them.  Streams keep order per stream.
 KIND_TRANSACTION = "transaction"
@@ -24,12 +25,16 @@ KIND_DEVICE_STATE = "device_state"
 KIND_STOCK_LEVEL = "stock_level"
 KIND_ALERT = "alert"
 KIND_TELEMETRY = "telemetry"
+KIND_HEARTBEAT = "heartbeat"  # a device's heartbeat (telemetry class)
+KIND_TEMPERATURE = "temperature"  # a fridge reading (telemetry class)
+KIND_SYNC_REPORT = "sync_report"  # the gateway applied, refused or rolled back a document
 
 STREAM_TRANSACTIONS = "transactions"
 STREAM_DEVICES = "devices"
 STREAM_STOCK = "stock"
 STREAM_ALERTS = "alerts"
 STREAM_TELEMETRY = "telemetry"
+STREAM_SYNC = "sync"
 
 #: Kinds that are money: never evicted from a store's outbox.
 MONEY_KINDS = frozenset({KIND_TRANSACTION, KIND_REFUND, KIND_ADJUSTMENT})
@@ -144,6 +149,144 @@ class DeviceStatePayload(BaseModel):
     device_id: Name
     state: str
     reason: str = ""
+    device_type: str | None = None
+
+
+class AlertPayload(BaseModel):
+    """A staff alert raised, changed, acknowledged or resolved (kind ``alert``)."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    alert_id: Ident
+    kind: Name
+    state: Literal["open", "acked", "resolved"]
+    device_id: str | None = Field(default=None, max_length=64)
+    plate: int | None = None
+    detail: dict[str, Any] = {}
+    raised_ms: int
+    acked_ms: int | None = None
+    resolved_ms: int | None = None
+
+
+class AdjustmentPayload(BaseModel):
+    """A change to an issued receipt after review (kinds ``adjustment``: an extra
+    charge, ``refund``: money back).  ``amount_minor`` is signed (negative: refund)."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    adjustment_id: Ident
+    receipt_id: Ident
+    review_id: str | None = Field(default=None, max_length=64)
+    barcode: Name
+    name: str = Field(max_length=200)
+    quantity: int
+    unit_price_minor: int = Field(ge=0)
+    amount_minor: int
+    currency: Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")]
+    created_ms: int
+
+
+class DeviceTelemetryPayload(BaseModel):
+    """A device heartbeat (kind ``heartbeat``) or a fridge reading (``temperature``)."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    device_id: Name
+    device_type: str | None = None
+    firmware: str | None = None
+    battery_pct: float | None = None
+    celsius: float | None = None
+
+
+# --------------------------------------------------------------------------- down-sync
+
+DocKind = Literal["catalog", "planogram", "prices", "config"]
+#: Every kind of document HQ publishes, in the order a gateway applies them.
+DOC_KINDS: tuple[DocKind, ...] = ("catalog", "planogram", "prices", "config")
+SyncStatus = Literal["applied", "refused", "rolled_back"]
+#: The scope of a document published for every store.
+ALL_STORES = "*"
+
+PriceMinor = Annotated[int, Field(ge=0)]
+
+
+class PricesBody(_Model):
+    """``prices``: barcode -> price in minor units."""
+
+    prices: dict[Name, PriceMinor] = Field(min_length=1)
+
+
+class CatalogBody(_Model):
+    """``products``: product records (barcode, name, unit_weight_g, weight_sd_g,
+    price_minor) added to, or replacing those of, the planogram's products."""
+
+    products: list[dict[str, Any]] = Field(min_length=1)
+
+
+class PlanogramBody(BaseModel):
+    """A whole planogram (products, shelves, facings; ``devices.layout.Planogram``);
+    HQ checks its outline, the gateway all of it."""
+
+    model_config = ConfigDict(frozen=True, extra="allow")
+
+    products: list[dict[str, Any]] = Field(min_length=1)
+    shelves: list[dict[str, Any]] = Field(min_length=1)
+
+
+#: HQ's own check of a document's outline, by kind (``config`` is the gateway's to judge).
+BODY_MODELS: dict[str, type[BaseModel]] = {
+    "prices": PricesBody,
+    "catalog": CatalogBody,
+    "planogram": PlanogramBody,
+}
+
+
+class PublishRequest(_Model):
+    """A new version of a document, for one store or (``store_id`` None) for all."""
+
+    store_id: Ident | None = None
+    body: dict[str, Any]
+    note: str | None = Field(default=None, max_length=500)
+
+
+class SyncDocument(_Model):
+    kind: DocKind
+    version: int = Field(ge=1, description="grows with every document of this kind")
+    scope: str = Field(description="'*' (every store) or the store id")
+    published_ms: int
+    note: str | None = None
+    body: dict[str, Any]
+
+
+class SyncChanges(_Model):
+    """The newest document of each kind for a store, where newer than its version."""
+
+    store_id: str
+    documents: list[SyncDocument]
+
+
+class SyncReportPayload(BaseModel):
+    """What the gateway did with a document (kind ``sync_report``)."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    kind: DocKind
+    version: int = Field(ge=1)
+    status: SyncStatus
+    reason: str = Field(default="", max_length=2000)
+    running_version: int | None = Field(
+        default=None, description="the version of this kind the gateway runs now"
+    )
+
+
+class SyncKindState(_Model):
+    """One kind of document at one store, as HQ sees it."""
+
+    published: int | None = Field(description="the newest version meant for this store")
+    running: int | None = Field(description="the version the gateway reports running")
+    status: SyncStatus | None = Field(description="the gateway's last report")
+    status_version: int | None
+    reason: str | None
 
 
 # --------------------------------------------------------------------------- HQ answers
@@ -169,6 +312,10 @@ class FleetStore(_Model):
     devices_online: int | None
     devices_offline: int | None
     transactions: int
+    alerts_open: int = Field(default=0, description="alerts open or acknowledged at the store")
+    sync: dict[str, SyncKindState] = Field(
+        default={}, description="per document kind: published and running versions"
+    )
 
 
 class Fleet(_Model):

@@ -246,6 +246,20 @@ class AlertMessage(BaseModel):
     ts: TsMs  # when this state began
 
 
+class OrderMessage(BaseModel):
+    """Published by the gateway on ``order_topic(store_id, shopper_id)`` when an online
+    order changes state (placed, ready for pick-up, collected): the shopper's app listens."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    order_id: str
+    shopper_id: str
+    state: Literal["placed", "ready", "collected"]
+    currency: str
+    total_minor: int = Field(ge=0)
+    ts: TsMs
+
+
 #: Inbound message kind -> payload model.  The gateway must register a handler
 #: for every key (checked at start and by a test).
 INBOUND: dict[MessageKind, type[_DeviceMessage]] = {
@@ -381,6 +395,11 @@ def receipt_topic(store_id: str, session_token: str) -> str:
 
 def receipts_filter(store_id: str) -> str:
     return f"{PROTOCOL_ROOT}/{store_id}/{GATEWAY_ID}/receipt/+"
+
+
+def order_topic(store_id: str, shopper_id: str) -> str:
+    """Where a shopper's app hears about its online orders (``OrderMessage``)."""
+    return f"{PROTOCOL_ROOT}/{store_id}/{GATEWAY_ID}/order/{shopper_id}"
 
 
 def gateway_state_topic(store_id: str) -> str:

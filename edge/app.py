@@ -47,6 +47,8 @@ from edge.mqtt.link import MqttLink, Received
 from edge.ota import RolloutOrchestrator
 from edge.plates.service import PlateService
 from edge.pricing import PriceBook
+from edge.shoppers.service import ShopperService
+from edge.staff.service import StaffService
 from edge.store.base import new_event_id
 from edge.store.repo import Store
 from edge.sync import HqLink, outbox_budget_bytes
@@ -86,12 +88,33 @@ class Gateway:
         known.update({gate.device_id: "gate" for gate in config.gates})
         known.update(dict.fromkeys(config.trackers, "camera"))
         known.update(dict.fromkeys((esl.device_id for esl in config.esls), "esl"))
+        known.update(dict.fromkeys((u.device_id for u in config.cold_chain.units), "fridge"))
         for device in self.store.provisioned():
             known.setdefault(device["device_id"], device["device_type"])
         self._gate_direction = {gate.device_id: gate.direction for gate in config.gates}
         self.alerts = Alerter(self.store, config.store_id, self._publish, self.engine.clock_ms)
         self.plates = PlateService(config.plates, self.store, self.engine, self.alerts, self.call)
+        # restock and cold-chain alerts, weight trace, metrics
+        self.staff = StaffService(
+            config,
+            self.planogram,
+            self.store,
+            self.alerts,
+            self.engine,
+            self.call,
+            lambda: self.dispatcher.counts,
+        )
         self.prices = PriceBook(self.planogram, self.store, config.esls, self.engine.clock_ms)
+        self.shoppers = ShopperService(  # check-in, guidance, online orders, payments
+            config.shoppers,
+            config.store_id,
+            self.planogram,
+            self.store,
+            self.engine.clock_ms,
+            self.call,
+            self._publish,
+        )
+        self.add_receipt_listener(self.shoppers.on_receipt)  # the charge, after the commit
         self._born: set[str] = set()  # devices whose birth this gateway has seen
         self._asked: set[str] = set()  # ... and those asked for a rebirth
         self.liveness = Liveness(
@@ -240,6 +263,7 @@ class Gateway:
             raise Rejected(f"{inbound.device_id} is not a shelf")
         grams = self.plates.on_weight(inbound.device_id, msg.samples, msg.ts)
         self.engine.on_weight(inbound.device_id, grams, msg.ts, msg.rate_hz)
+        self.staff.on_weight(inbound.device_id, grams, msg.ts)
 
     def _on_gate(self, inbound: Inbound) -> None:
         msg = inbound.message
@@ -249,7 +273,10 @@ class Gateway:
             raise Rejected(
                 f"gate {inbound.device_id} is configured as {configured}, sent {msg.direction}"
             )
-        self.engine.on_gate(inbound.device_id, msg.direction, msg.session_token, msg.ts)
+        # the entry gate admits only a valid check-in token (see ShopperService.on_gate)
+        self.shoppers.on_gate(
+            inbound.device_id, msg.direction, msg.session_token, msg.ts, self.engine.on_gate
+        )
 
     def _on_positions(self, inbound: Inbound) -> None:
         msg = inbound.message
@@ -282,6 +309,7 @@ class Gateway:
         if self.dispatcher.known_devices[inbound.device_id] != "fridge":
             raise Rejected(f"{inbound.device_id} is not a fridge sensor")
         self.store.record_temperature(inbound.device_id, msg.ts, msg.celsius, msg.door_open)
+        self.staff.on_temperature(inbound.device_id, msg.ts, msg.celsius)
 
     def _on_ota(self, inbound: Inbound) -> None:
         msg = inbound.message
@@ -331,7 +359,9 @@ class Gateway:
 
     def resolve_review(self, review_id: str, **decision: Any) -> dict[str, Any]:
         """Staff decision on a review item, run on the worker (see CheckoutEngine)."""
-        return self.call(lambda: self.engine.resolve_review(review_id, **decision))
+        result = self.call(lambda: self.engine.resolve_review(review_id, **decision))
+        self.shoppers.after_review()  # a refund or extra charge on an issued receipt
+        return result
 
     def register_firmware(self, manifest: dict[str, Any], image: bytes) -> dict[str, Any]:
         """Keep a signed firmware image (refused unless it verifies; see edge/ota/)."""
@@ -407,8 +437,10 @@ class Gateway:
             reconnect_min_s=mqtt_cfg.reconnect_min_s,
             reconnect_max_s=mqtt_cfg.reconnect_max_s,
         )
+        self.shoppers.payments.request_owed()  # charges a crash left unrequested
         self._worker.start()
         self.link.start()
+        self.shoppers.payments.start()
         if self.hq is not None:
             self.hq.start()
 
@@ -428,6 +460,7 @@ class Gateway:
         return self.link.host, self.link.port
 
     def stop(self) -> None:
+        self.shoppers.payments.stop()
         if self.link is not None:
             self.link.stop()
         self._stop.set()
@@ -459,6 +492,7 @@ class Gateway:
                     self.store.save_device_counters(self.dispatcher.seq.counters())
                     self.liveness.check(self.engine.clock_ms())
                     self.ota.tick()
+                    self.staff.tick()
             except Exception:
                 # The dispatcher dead-letters handler errors; this is a bug in our own
                 # loop.  Keep serving the store, and keep the evidence in the log.

@@ -229,6 +229,15 @@ class HqConfig(_Strict):
     )
     heartbeat_s: float = Field(default=15.0, gt=0)
     batch_max_age_s: float = Field(default=1.0, ge=0, description="ship a partial batch then")
+    sync_poll_s: float = Field(
+        default=30.0, gt=0, description="how often HQ is asked for new catalog, prices, ..."
+    )
+    config_probation_s: float = Field(
+        default=60.0,
+        ge=0,
+        description="a configuration from HQ that makes the gateway unhealthy within this "
+        "long is rolled back",
+    )
 
 
 class RestockConfig(_Strict):

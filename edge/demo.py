@@ -16,6 +16,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any, TextIO
 
+import httpx
 from pydantic import SecretStr
 
 from cloud_sync.hq.auth import hash_key, new_api_key
@@ -43,6 +44,7 @@ class DemoResult:
     transactions: int = 0
     outbox_unsent: int | None = None  # None: no HQ configured
     hq_transactions: int | None = None  # what the demo's own HQ holds
+    charged: int = 0  # receipts charged to the shopper's card (simulated provider)
 
     def summary(self, duration_s: float) -> dict[str, Any]:
         latencies = sorted(self.exit_to_receipt_ms)
@@ -57,6 +59,7 @@ class DemoResult:
             "transactions": self.transactions,
             "outbox_unsent": self.outbox_unsent,
             "hq_transactions": self.hq_transactions,
+            "charged": self.charged,
         }
 
 
@@ -118,7 +121,29 @@ def _demo_config(config: GatewayConfig, data_dir: Path, mqtt_port: int | None) -
             port = free_port(mqtt.embedded_host)
         mqtt = mqtt.model_copy(update={"embedded_port": port})
     database = config.database.model_copy(update={"path": data_dir / "gateway.db"})
-    return config.model_copy(update={"mqtt": mqtt, "database": database})
+    shoppers = config.shoppers
+    if shoppers.secret is None:  # the demo signs check-in codes with a fresh secret
+        shoppers = shoppers.model_copy(update={"secret": SecretStr(secrets.token_urlsafe(32))})
+    return config.model_copy(update={"mqtt": mqtt, "database": database, "shoppers": shoppers})
+
+
+class _ShopperPhones:
+    """The simulated shoppers' app: each signs up and checks in through the gateway's
+    API, and shows the signed check-in token at the entry gate."""
+
+    def __init__(self, api_url: str) -> None:
+        self._url = api_url
+
+    def _post(self, path: str, token: str | None) -> dict[str, Any]:
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        response = httpx.post(self._url + path, headers=headers, timeout=10)
+        response.raise_for_status()
+        body: dict[str, Any] = response.json()
+        return body
+
+    def checkin(self, _name: str) -> str:
+        shopper = self._post("/api/v1/shoppers", None)
+        return str(self._post("/api/v1/checkin", shopper["token"])["session_token"])
 
 
 class _ReceiptBook:
@@ -249,6 +274,7 @@ def _run(
         exit_gate=gates["exit"],
         seed=seed,
         esls=[esl.device_id for esl in config.esls],
+        checkin=_ShopperPhones(api.url).checkin if config.shoppers.verify_checkin else None,
     )
     sim.start()
     stack.callback(sim.stop)
@@ -269,6 +295,16 @@ def _run(
     result.shoppers = len(sim.truths())
     result.dead_letters = gateway.dispatcher.counts["dead_letters"]
     result.transactions = gateway.call(gateway.store.receipt_count)
+    gateway.shoppers.payments.settle_pending()  # what the payments thread has not done yet
+    result.charged = len(
+        gateway.call(
+            lambda: [
+                p
+                for p in gateway.store.payments(limit=100_000)
+                if p["receipt_id"] and p["kind"] == "charge" and p["status"] == "succeeded"
+            ]
+        )
+    )
     if gateway.hq is not None:
         if not gateway.hq.drain(drain_s):
             log.warning("the outbox did not empty within %.0f s; it is kept for later", drain_s)

@@ -27,10 +27,18 @@ class Liveness:
         self._last: dict[str, int] = {}
         self._state: dict[str, str] = {}
         self._limit: dict[str, int] = {}
+        self._every: dict[str, int] = {}
 
     def expect_every(self, device_id: str, interval_ms: int) -> None:
         """The device reports at least this often (its heartbeat interval)."""
+        self._every[device_id] = interval_ms
         self._limit[device_id] = max(self._after, self._missed * interval_ms)
+
+    def set_offline_after(self, offline_after_ms: int) -> None:
+        """A new silence limit (a configuration from HQ), from now on."""
+        self._after = offline_after_ms
+        for device_id, interval_ms in self._every.items():
+            self._limit[device_id] = max(offline_after_ms, self._missed * interval_ms)
 
     def limit_ms(self, device_id: str) -> int:
         return self._limit.get(device_id, self._after)

@@ -91,6 +91,14 @@ class PriceBook:
             self._want(device_id, barcode)
         return {**row, "previous_minor": previous, "labels": labels}
 
+    def push_to_labels(self, barcode: str) -> list[str]:
+        """Every label of ``barcode`` should show its current price (after a change
+        made elsewhere, e.g. HQ's price list); returns those labels."""
+        labels = self.store.labels_of(barcode)
+        for device_id in labels:
+            self._want(device_id, barcode)
+        return labels
+
     def on_ack(self, device_id: str, command: str | None, ok: bool, detail: str, ts: int) -> None:
         """A device acknowledged a command; a label's answer to ``config`` is kept."""
         if command == "config" and device_id in self.label_ids:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib.metadata
 import logging
+from collections.abc import Callable
 
 from cloud_sync.sender import Sender, SenderConfig
 from cloud_sync.wire import Backlog, GatewayStatus
@@ -50,6 +51,8 @@ class HqLink:
             ),
             heartbeat_info=self._status,
         )
+        #: The versions of HQ's documents that run (set by the down-sync).
+        self.versions: Callable[[], dict[str, str]] = dict
 
     @classmethod
     def from_config(cls, config: GatewayConfig) -> HqLink | None:
@@ -60,7 +63,7 @@ class HqLink:
     def _status(self) -> GatewayStatus:
         with self.store.reading():
             devices = self.store.device_state_counts()
-        return GatewayStatus(versions={"gateway": _version()}, devices=devices)
+        return GatewayStatus(versions={"gateway": _version(), **self.versions()}, devices=devices)
 
     def start(self) -> None:
         self.sender.start()

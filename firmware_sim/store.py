@@ -68,6 +68,7 @@ class StoreSimulator:
         restock_below: int | None = None,
         esls: Sequence[str] = (),
         faults: FaultConfig | None = None,
+        checkin: Callable[[str], str] | None = None,
     ) -> None:
         """``credentials`` (device id -> (username, password)) overrides the shared
         ``username``/``password`` per device, for brokers with per-device ACLs.
@@ -75,7 +76,9 @@ class StoreSimulator:
         in the store) every plate whose stock fell below it to its planogram stock.
         ``esls``: ids of electronic shelf labels (blank until the gateway sets them).
         ``faults``: what goes wrong (:mod:`firmware_sim.faults`), from :meth:`start` on;
-        a fault for a device that is not here is a ValueError now."""
+        a fault for a device that is not here is a ValueError now.
+        ``checkin``: turns a shopper's name into the token their app shows at the entry
+        gate (the store's signed check-in QR); without it the name is the token."""
         if pace <= 0:
             raise ValueError("pace must be > 0")
         self.planogram = planogram
@@ -133,6 +136,7 @@ class StoreSimulator:
             user, pw = login(esl_id)
             self.esls[esl_id] = SimEsl(store_id, esl_id, host, port, username=user, password=pw)
         self.faults = FaultInjector(faults or FaultConfig(), self.devices)
+        self.checkin = checkin
 
     # ------------------------------------------------------------------ devices
 
@@ -218,7 +222,8 @@ class StoreSimulator:
         with self._shopper_lock:
             self._next_index = max(self._next_index, index + 1)
             actions = plan_shopper(self._rng, self.stock_levels(), index)
-            return self._perform(f"shopper-{self.seed}-{index:04d}", actions)
+            name = f"shopper-{self.seed}-{index:04d}"
+            return self._perform(self.checkin(name) if self.checkin else name, actions)
 
     def run_script(self, token: str, actions: list[tuple[str, str, int, int]]) -> ShopperTruth:
         """A scripted shopper: ``actions`` are ("pick"|"putback", shelf id, plate, quantity).

@@ -264,8 +264,10 @@ class CameraWorker:
         backoff_max_s: float = 30.0,
         max_failures: int | None = None,
         max_fps: float | None = None,
+        pace_recordings: bool = True,
     ) -> None:
         self.name = name
+        self.pace_recordings = pace_recordings
         self._make_source = make_source
         self._handler = handler
         self.stall_timeout_s = stall_timeout_s
@@ -302,7 +304,7 @@ class CameraWorker:
                 failures += 1
                 self.status.state = "failed"
                 self.status.last_error = str(exc)
-                logger.error("camera %s: %s", self.name, exc)
+                logger.error("%s", exc)  # the message names the camera
                 if self.max_failures is not None and failures >= self.max_failures:
                     return
                 if self._stop.wait(backoff):
@@ -369,6 +371,7 @@ class CameraWorker:
         thread.start()
         self.status.state = "running"
         last_handled = 0.0
+        started: float | None = None
         try:
             while not self._stop.is_set():
                 try:
@@ -387,7 +390,15 @@ class CameraWorker:
                     logger.error("camera %s: %s", self.name, item)
                     return "error"
                 now = time.monotonic()
-                if self.min_interval_s and now - last_handled < self.min_interval_s:
+                if source.finite and self.pace_recordings:
+                    # A recording plays at its own pace, as the camera it stands for.
+                    if started is None:
+                        started = now - item.ts_ms / 1000
+                    delay = started + item.ts_ms / 1000 - now
+                    if delay > 0 and self._stop.wait(delay):
+                        return "stopped"
+                    now = time.monotonic()
+                elif self.min_interval_s and now - last_handled < self.min_interval_s:
                     continue
                 last_handled = now
                 self.status.frames += 1

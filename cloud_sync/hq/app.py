@@ -5,6 +5,8 @@ Stores (``Authorization: Bearer <store API key>``):
 * ``POST /api/v1/ingest``: a batch of outbox events (JSON, gzip allowed);
   idempotent by (store, event id); answers the ids HQ now holds.
 * ``POST /api/v1/heartbeat``: backlog, versions, devices by state.
+* ``GET /api/v1/sync?catalog=N&planogram=N&prices=N&config=N``: the newest
+  document of each kind meant for the store, where newer than the version given.
 
 Staff (``Authorization: Bearer $STOREEDGE_HQ_ADMIN_TOKEN``):
 
@@ -14,6 +16,11 @@ Staff (``Authorization: Bearer $STOREEDGE_HQ_ADMIN_TOKEN``):
 * ``GET /api/v1/stock?barcode=``: that product per store, with transfer suggestions.
 * ``GET /api/v1/stock/transfers``: every transfer suggestion.
 * ``GET/POST /api/v1/stores``: the stores; a new one gets its API key (shown once).
+* ``POST /api/v1/sync/{kind}``: publish a new version of a store's (``store_id``) or
+  every store's catalog, prices, planogram or config; ``GET /api/v1/sync/documents``,
+  ``GET /api/v1/sync/status``: what was published and what each store did with it.
+* ``GET /api/v1/alerts``, ``/api/v1/adjustments``, ``/api/v1/devices?store_id=``:
+  the stores' alerts, receipt adjustments (refunds, extra charges) and devices.
 
 ``GET /fleet``: the fleet page (asks for the admin token, keeps it in the tab).
 """
@@ -39,15 +46,22 @@ from cloud_sync.hq.db import HqDatabase
 from cloud_sync.hq.fleet import BACKLOG_WARN_S, STALE_AFTER_S, fleet_store
 from cloud_sync.hq.stock import DEFAULT_LOW, Transfer, suggest_transfers
 from cloud_sync.wire import (
+    ALL_STORES,
     API_PREFIX,
+    BODY_MODELS,
+    DOC_KINDS,
     HEARTBEAT_PATH,
     INGEST_PATH,
+    SYNC_PATH,
     Fleet,
     GatewayHeartbeat,
     Ident,
     IngestAck,
     IngestBatch,
+    PublishRequest,
     StoreKey,
+    SyncChanges,
+    SyncDocument,
 )
 
 log = logging.getLogger(__name__)
@@ -207,17 +221,100 @@ async def heartbeat(request: Request, store_id: StoreId, hq: Settings) -> dict[s
     return {"ok": True}
 
 
+VersionQuery = Annotated[int, Query(ge=0)]
+
+
+@stores_router.get(SYNC_PATH, response_model=SyncChanges)
+def sync_changes(
+    store_id: StoreId,
+    hq: Settings,
+    catalog: VersionQuery = 0,
+    planogram: VersionQuery = 0,
+    prices: VersionQuery = 0,
+    config: VersionQuery = 0,
+) -> SyncChanges:
+    since = {"catalog": catalog, "planogram": planogram, "prices": prices, "config": config}
+    return SyncChanges(store_id=store_id, documents=hq.db.changes_for(store_id, since))
+
+
 # --------------------------------------------------------------------------- staff's side
 
 
 @staff_router.get(f"{API_PREFIX}/fleet", response_model=Fleet)
 def fleet(hq: Settings) -> Fleet:
     now = hq.clock_ms()
+    sync = hq.db.sync_overview()
     return Fleet(
         now_ms=now,
         stale_after_s=hq.stale_after_s,
-        stores=[fleet_store(r, now, hq.stale_after_s, hq.backlog_warn_s) for r in hq.db.fleet()],
+        stores=[
+            fleet_store(r, now, hq.stale_after_s, hq.backlog_warn_s, sync.get(r.store_id))
+            for r in hq.db.fleet()
+        ],
     )
+
+
+@staff_router.post(f"{SYNC_PATH}/{{kind}}", status_code=201, response_model=SyncDocument)
+def publish(hq: Settings, kind: str, request: PublishRequest) -> SyncDocument:
+    """Publish a new version of ``kind`` for one store or (no ``store_id``) for all."""
+    if kind not in DOC_KINDS:
+        raise HTTPException(404, f"no document kind {kind!r}: one of {', '.join(DOC_KINDS)}")
+    model = BODY_MODELS.get(kind)
+    if model is not None:
+        try:
+            model.model_validate(request.body)
+        except ValidationError as exc:
+            raise HTTPException(422, _errors(exc)) from None
+    scope = request.store_id or ALL_STORES
+    try:
+        doc = hq.db.publish(kind, scope, request.body, request.note, hq.clock_ms())
+    except LookupError as exc:
+        raise HTTPException(404, str(exc)) from None
+    log.info("hq: published %s version %d for %s", kind, doc.version, scope)
+    return doc
+
+
+@staff_router.get(f"{SYNC_PATH}/documents")
+def documents(
+    hq: Settings,
+    kind: str | None = None,
+    store_id: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> dict[str, list[SyncDocument]]:
+    """Published documents, newest first (``store_id``: those for that store alone;
+    ``*``: those for every store)."""
+    return {"items": hq.db.documents(kind, store_id, limit)}
+
+
+@staff_router.get(f"{SYNC_PATH}/status")
+def sync_status(hq: Settings, store_id: str | None = None) -> dict[str, Any]:
+    """Per store and kind: published, running, last outcome; and every report."""
+    overview = hq.db.sync_overview()
+    if store_id is not None:
+        overview = {store_id: overview.get(store_id, {})}
+    return {
+        "stores": {
+            s: {k: v.model_dump() for k, v in kinds.items()} for s, kinds in overview.items()
+        },
+        "reports": hq.db.sync_reports(store_id),
+    }
+
+
+@staff_router.get(f"{API_PREFIX}/alerts")
+def alerts(hq: Settings, store_id: str | None = None, active: bool = False) -> dict[str, Any]:
+    return {"items": hq.db.alerts(store_id, active_only=active)}
+
+
+@staff_router.get(f"{API_PREFIX}/adjustments")
+def adjustments(hq: Settings, store_id: str | None = None) -> dict[str, Any]:
+    """Extra charges and refunds made to issued receipts (signed minor units)."""
+    return {"items": hq.db.adjustments(store_id)}
+
+
+@staff_router.get(f"{API_PREFIX}/devices")
+def devices(hq: Settings, store_id: Annotated[str, Query(min_length=1)]) -> dict[str, Any]:
+    """A store's devices as its gateway reported them (state changes, heartbeats)."""
+    return {"store_id": store_id, "items": hq.db.devices(store_id)}
 
 
 @staff_router.get(f"{API_PREFIX}/transactions")

@@ -25,13 +25,29 @@ from typing import Any, Protocol
 from pydantic import ValidationError
 
 from cloud_sync.wire import (
+    ALL_STORES,
+    DOC_KINDS,
+    KIND_ADJUSTMENT,
+    KIND_ALERT,
+    KIND_DEVICE_STATE,
+    KIND_HEARTBEAT,
+    KIND_REFUND,
     KIND_STOCK_LEVEL,
+    KIND_SYNC_REPORT,
+    KIND_TEMPERATURE,
     KIND_TRANSACTION,
+    AdjustmentPayload,
+    AlertPayload,
+    DeviceStatePayload,
+    DeviceTelemetryPayload,
     GatewayHeartbeat,
     IngestAck,
     OutboxEvent,
     RejectedEvent,
     StockLevelPayload,
+    SyncDocument,
+    SyncKindState,
+    SyncReportPayload,
     TransactionPayload,
 )
 
@@ -106,6 +122,72 @@ SCHEMA = (
         PRIMARY KEY (store_id, barcode)
     )""",
     "CREATE INDEX IF NOT EXISTS hq_stock_barcode ON hq_stock (barcode)",
+    # Money after the receipt: extra charges and refunds decided in review.
+    """CREATE TABLE IF NOT EXISTS hq_adjustments (
+        store_id TEXT NOT NULL,
+        event_id TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        adjustment_id TEXT NOT NULL,
+        receipt_id TEXT NOT NULL,
+        barcode TEXT NOT NULL,
+        quantity BIGINT NOT NULL,
+        amount_minor BIGINT NOT NULL,
+        currency TEXT NOT NULL,
+        created_ms BIGINT NOT NULL,
+        received_ms BIGINT NOT NULL,
+        PRIMARY KEY (store_id, event_id)
+    )""",
+    "CREATE INDEX IF NOT EXISTS hq_adjustments_receipt ON hq_adjustments (store_id, receipt_id)",
+    # Each store's alerts as last reported (the newest report wins).
+    """CREATE TABLE IF NOT EXISTS hq_alerts (
+        store_id TEXT NOT NULL,
+        alert_id TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        state TEXT NOT NULL,
+        device_id TEXT,
+        plate BIGINT,
+        detail TEXT NOT NULL,
+        raised_ms BIGINT NOT NULL,
+        ts_ms BIGINT NOT NULL,
+        PRIMARY KEY (store_id, alert_id)
+    )""",
+    "CREATE INDEX IF NOT EXISTS hq_alerts_state ON hq_alerts (store_id, state)",
+    # Each store's devices: state changes and heartbeats (the newest of each wins).
+    """CREATE TABLE IF NOT EXISTS hq_devices (
+        store_id TEXT NOT NULL,
+        device_id TEXT NOT NULL,
+        device_type TEXT,
+        state TEXT,
+        state_reason TEXT,
+        state_ms BIGINT,
+        firmware TEXT,
+        battery_pct DOUBLE PRECISION,
+        heartbeat_ms BIGINT,
+        PRIMARY KEY (store_id, device_id)
+    )""",
+    # Down-sync: versioned documents for every store ('*') or one, and what each
+    # store did with them.
+    """CREATE TABLE IF NOT EXISTS hq_documents (
+        kind TEXT NOT NULL,
+        version BIGINT NOT NULL,
+        scope TEXT NOT NULL,
+        body TEXT NOT NULL,
+        note TEXT,
+        published_ms BIGINT NOT NULL,
+        PRIMARY KEY (kind, version)
+    )""",
+    "CREATE INDEX IF NOT EXISTS hq_documents_scope ON hq_documents (kind, scope, version)",
+    """CREATE TABLE IF NOT EXISTS hq_sync_reports (
+        store_id TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        version BIGINT NOT NULL,
+        status TEXT NOT NULL,
+        reason TEXT NOT NULL,
+        running_version BIGINT,
+        ts_ms BIGINT NOT NULL,
+        received_ms BIGINT NOT NULL,
+        PRIMARY KEY (store_id, kind, version)
+    )""",
 )
 
 
@@ -283,6 +365,7 @@ class FleetRow:
     versions: dict[str, str]
     devices: dict[str, int]
     transactions: int
+    alerts_open: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -437,6 +520,93 @@ class HqDatabase:
                 " ts_ms = excluded.ts_ms WHERE excluded.ts_ms >= hq_stock.ts_ms",
                 (store_id, s.barcode, s.name, s.quantity, s.low_threshold, event.ts_ms),
             )
+        elif event.kind in (KIND_ADJUSTMENT, KIND_REFUND):
+            a = AdjustmentPayload.model_validate(event.payload)
+            tx.execute(
+                "INSERT INTO hq_adjustments (store_id, event_id, kind, adjustment_id, receipt_id,"
+                " barcode, quantity, amount_minor, currency, created_ms, received_ms)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                " ON CONFLICT (store_id, event_id) DO NOTHING",
+                (
+                    store_id,
+                    event.event_id,
+                    event.kind,
+                    a.adjustment_id,
+                    a.receipt_id,
+                    a.barcode,
+                    a.quantity,
+                    a.amount_minor,
+                    a.currency,
+                    a.created_ms,
+                    now_ms,
+                ),
+            )
+        elif event.kind == KIND_ALERT:
+            al = AlertPayload.model_validate(event.payload)
+            tx.execute(
+                "INSERT INTO hq_alerts (store_id, alert_id, kind, state, device_id, plate,"
+                " detail, raised_ms, ts_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                " ON CONFLICT (store_id, alert_id) DO UPDATE SET kind = excluded.kind,"
+                " state = excluded.state, device_id = excluded.device_id,"
+                " plate = excluded.plate, detail = excluded.detail,"
+                " raised_ms = excluded.raised_ms, ts_ms = excluded.ts_ms"
+                " WHERE excluded.ts_ms >= hq_alerts.ts_ms",
+                (
+                    store_id,
+                    al.alert_id,
+                    al.kind,
+                    al.state,
+                    al.device_id,
+                    al.plate,
+                    json.dumps(al.detail, sort_keys=True),
+                    al.raised_ms,
+                    event.ts_ms,
+                ),
+            )
+        elif event.kind == KIND_DEVICE_STATE:
+            d = DeviceStatePayload.model_validate(event.payload)
+            tx.execute(
+                "INSERT INTO hq_devices (store_id, device_id, device_type, state, state_reason,"
+                " state_ms) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (store_id, device_id)"
+                " DO UPDATE SET device_type = coalesce(excluded.device_type,"
+                " hq_devices.device_type), state = excluded.state,"
+                " state_reason = excluded.state_reason, state_ms = excluded.state_ms"
+                " WHERE hq_devices.state_ms IS NULL OR excluded.state_ms >= hq_devices.state_ms",
+                (store_id, d.device_id, d.device_type, d.state, d.reason, event.ts_ms),
+            )
+        elif event.kind in (KIND_HEARTBEAT, KIND_TEMPERATURE):
+            h = DeviceTelemetryPayload.model_validate(event.payload)
+            if event.kind == KIND_HEARTBEAT:
+                tx.execute(
+                    "INSERT INTO hq_devices (store_id, device_id, device_type, firmware,"
+                    " battery_pct, heartbeat_ms) VALUES (?, ?, ?, ?, ?, ?)"
+                    " ON CONFLICT (store_id, device_id) DO UPDATE SET"
+                    " device_type = coalesce(excluded.device_type, hq_devices.device_type),"
+                    " firmware = excluded.firmware, battery_pct = excluded.battery_pct,"
+                    " heartbeat_ms = excluded.heartbeat_ms WHERE hq_devices.heartbeat_ms IS NULL"
+                    " OR excluded.heartbeat_ms >= hq_devices.heartbeat_ms",
+                    (store_id, h.device_id, h.device_type, h.firmware, h.battery_pct, event.ts_ms),
+                )
+        elif event.kind == KIND_SYNC_REPORT:
+            r = SyncReportPayload.model_validate(event.payload)
+            tx.execute(
+                "INSERT INTO hq_sync_reports (store_id, kind, version, status, reason,"
+                " running_version, ts_ms, received_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+                " ON CONFLICT (store_id, kind, version) DO UPDATE SET status = excluded.status,"
+                " reason = excluded.reason, running_version = excluded.running_version,"
+                " ts_ms = excluded.ts_ms, received_ms = excluded.received_ms"
+                " WHERE excluded.ts_ms >= hq_sync_reports.ts_ms",
+                (
+                    store_id,
+                    r.kind,
+                    r.version,
+                    r.status,
+                    r.reason,
+                    r.running_version,
+                    event.ts_ms,
+                    now_ms,
+                ),
+            )
 
     def record_heartbeat(self, heartbeat: GatewayHeartbeat, now_ms: int) -> None:
         b = heartbeat.backlog
@@ -474,7 +644,9 @@ class HqDatabase:
                 "SELECT s.store_id, s.name, g.received_ms, g.sent_ms, g.backlog_rows,"
                 " g.backlog_bytes, g.oldest_unsent_age_s, g.last_acked_seq, g.evicted_rows,"
                 " g.versions, g.devices,"
-                " (SELECT count(*) FROM hq_transactions t WHERE t.store_id = s.store_id)"
+                " (SELECT count(*) FROM hq_transactions t WHERE t.store_id = s.store_id),"
+                " (SELECT count(*) FROM hq_alerts a WHERE a.store_id = s.store_id"
+                " AND a.state IN ('open', 'acked'))"
                 " FROM hq_stores s LEFT JOIN hq_gateways g ON g.store_id = s.store_id"
                 " ORDER BY s.store_id"
             )
@@ -492,6 +664,7 @@ class HqDatabase:
                 versions=json.loads(r[9]) if r[9] else {},
                 devices=json.loads(r[10]) if r[10] else {},
                 transactions=int(r[11]),
+                alerts_open=int(r[12]),
             )
             for r in rows
         ]
@@ -505,7 +678,9 @@ class HqDatabase:
             total = tx.query(f"SELECT count(*) FROM hq_transactions {where}", params)[0][0]
             rows = tx.query(
                 "SELECT store_id, event_id, receipt_id, session_token, currency, total_minor,"
-                f" issued_ms, lines, received_ms FROM hq_transactions {where}"
+                " issued_ms, lines, received_ms, (SELECT coalesce(sum(a.amount_minor), 0)"
+                " FROM hq_adjustments a WHERE a.store_id = t.store_id"
+                f" AND a.receipt_id = t.receipt_id) FROM hq_transactions t {where}"
                 " ORDER BY issued_ms, store_id, event_id LIMIT ? OFFSET ?",
                 [*params, limit, offset],
             )
@@ -520,6 +695,7 @@ class HqDatabase:
                 "issued_ms": int(r[6]),
                 "lines": json.loads(r[7]),
                 "received_ms": int(r[8]),
+                "adjusted_total_minor": int(r[5]) + int(r[9]),
             }
             for r in rows
         ]
@@ -544,3 +720,228 @@ class HqDatabase:
             StockRow(r[0], r[1], r[2], int(r[3]), None if r[4] is None else int(r[4]), int(r[5]))
             for r in rows
         ]
+
+    def alerts(
+        self, store_id: str | None = None, active_only: bool = False
+    ) -> list[dict[str, Any]]:
+        clauses, params = [], []
+        if store_id:
+            clauses.append("store_id = ?")
+            params.append(store_id)
+        if active_only:
+            clauses.append("state IN ('open', 'acked')")
+        where = ("WHERE " + " AND ".join(clauses)) if clauses else ""
+        with self.engine.transaction() as tx:
+            rows = tx.query(
+                "SELECT store_id, alert_id, kind, state, device_id, plate, detail, raised_ms,"
+                f" ts_ms FROM hq_alerts {where} ORDER BY raised_ms DESC, alert_id LIMIT 1000",
+                params,
+            )
+        keys = ("store_id", "alert_id", "kind", "state", "device_id", "plate")
+        return [
+            {
+                **dict(zip(keys, r[:6], strict=True)),
+                "detail": json.loads(r[6]),
+                "raised_ms": int(r[7]),
+                "ts_ms": int(r[8]),
+            }
+            for r in rows
+        ]
+
+    def adjustments(self, store_id: str | None = None) -> list[dict[str, Any]]:
+        where, params = ("WHERE store_id = ?", (store_id,)) if store_id else ("", ())
+        with self.engine.transaction() as tx:
+            rows = tx.query(
+                "SELECT store_id, event_id, kind, adjustment_id, receipt_id, barcode, quantity,"
+                f" amount_minor, currency, created_ms FROM hq_adjustments {where}"
+                " ORDER BY created_ms, event_id LIMIT 10000",
+                params,
+            )
+        keys = (
+            "store_id",
+            "event_id",
+            "kind",
+            "adjustment_id",
+            "receipt_id",
+            "barcode",
+            "quantity",
+            "amount_minor",
+            "currency",
+            "created_ms",
+        )
+        return [dict(zip(keys, r, strict=True)) for r in rows]
+
+    def devices(self, store_id: str) -> list[dict[str, Any]]:
+        with self.engine.transaction() as tx:
+            rows = tx.query(
+                "SELECT device_id, device_type, state, state_reason, state_ms, firmware,"
+                " battery_pct, heartbeat_ms FROM hq_devices WHERE store_id = ?"
+                " ORDER BY device_id",
+                (store_id,),
+            )
+        keys = (
+            "device_id",
+            "device_type",
+            "state",
+            "state_reason",
+            "state_ms",
+            "firmware",
+            "battery_pct",
+            "heartbeat_ms",
+        )
+        return [dict(zip(keys, r, strict=True)) for r in rows]
+
+    # ------------------------------------------------------------------ down-sync
+
+    def publish(
+        self, kind: str, scope: str, body: dict[str, Any], note: str | None, now_ms: int
+    ) -> SyncDocument:
+        """A new version of ``kind`` for one store (``scope`` = its id) or all (``*``).
+        Versions grow per kind across scopes, so one number says what is newer."""
+        if kind not in DOC_KINDS:
+            raise ValueError(f"unknown document kind {kind!r}")
+        text = json.dumps(body, sort_keys=True)
+        for _attempt in range(_RETRIES):
+            with self.engine.transaction() as tx:
+                if scope != ALL_STORES and not tx.query(
+                    "SELECT 1 FROM hq_stores WHERE store_id = ?", (scope,)
+                ):
+                    raise LookupError(f"no store {scope!r}")
+                top = tx.query(
+                    "SELECT coalesce(max(version), 0) FROM hq_documents WHERE kind = ?", (kind,)
+                )[0][0]
+                version = int(top) + 1
+                if tx.execute(
+                    "INSERT INTO hq_documents (kind, version, scope, body, note, published_ms)"
+                    " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (kind, version) DO NOTHING",
+                    (kind, version, scope, text, note, now_ms),
+                ):
+                    return SyncDocument(
+                        kind=kind,
+                        version=version,
+                        scope=scope,
+                        published_ms=now_ms,
+                        note=note,
+                        body=body,
+                    )
+            time.sleep(random.uniform(0.005, 0.02))  # another publish took it: next number
+        raise RuntimeError(f"could not publish {kind}: too many concurrent publishes")
+
+    def changes_for(self, store_id: str, since: dict[str, int]) -> list[SyncDocument]:
+        """For each kind, the newest document meant for the store (its own or every
+        store's), when it is newer than the version the store has seen."""
+        out = []
+        with self.engine.transaction() as tx:
+            for kind in DOC_KINDS:
+                rows = tx.query(
+                    "SELECT version, scope, body, note, published_ms FROM hq_documents"
+                    " WHERE kind = ? AND scope IN (?, ?) AND version > ?"
+                    " ORDER BY version DESC LIMIT 1",
+                    (kind, ALL_STORES, store_id, since.get(kind, 0)),
+                )
+                if rows:
+                    version, scope, body, note, published = rows[0]
+                    out.append(
+                        SyncDocument(
+                            kind=kind,
+                            version=int(version),
+                            scope=scope,
+                            published_ms=int(published),
+                            note=note,
+                            body=json.loads(body),
+                        )
+                    )
+        return out
+
+    def documents(
+        self, kind: str | None = None, scope: str | None = None, limit: int = 100
+    ) -> list[SyncDocument]:
+        clauses, params = [], []
+        if kind:
+            clauses.append("kind = ?")
+            params.append(kind)
+        if scope:
+            clauses.append("scope = ?")
+            params.append(scope)
+        where = ("WHERE " + " AND ".join(clauses)) if clauses else ""
+        with self.engine.transaction() as tx:
+            rows = tx.query(
+                "SELECT kind, version, scope, body, note, published_ms FROM hq_documents"
+                f" {where} ORDER BY published_ms DESC, kind, version DESC LIMIT ?",
+                [*params, limit],
+            )
+        return [
+            SyncDocument(
+                kind=r[0],
+                version=int(r[1]),
+                scope=r[2],
+                published_ms=int(r[5]),
+                note=r[4],
+                body=json.loads(r[3]),
+            )
+            for r in rows
+        ]
+
+    def sync_reports(self, store_id: str | None = None) -> list[dict[str, Any]]:
+        where, params = ("WHERE store_id = ?", (store_id,)) if store_id else ("", ())
+        with self.engine.transaction() as tx:
+            rows = tx.query(
+                "SELECT store_id, kind, version, status, reason, running_version, ts_ms,"
+                f" received_ms FROM hq_sync_reports {where}"
+                " ORDER BY store_id, kind, version DESC",
+                params,
+            )
+        keys = (
+            "store_id",
+            "kind",
+            "version",
+            "status",
+            "reason",
+            "running_version",
+            "ts_ms",
+            "received_ms",
+        )
+        return [dict(zip(keys, r, strict=True)) for r in rows]
+
+    def sync_overview(self) -> dict[str, dict[str, SyncKindState]]:
+        """Per store and kind: the newest version published for it, the version its
+        gateway runs (from its heartbeat, else its last report) and its last report."""
+        with self.engine.transaction() as tx:
+            stores = [str(r[0]) for r in tx.query("SELECT store_id FROM hq_stores")]
+            latest = tx.query(
+                "SELECT kind, scope, max(version) FROM hq_documents GROUP BY kind, scope"
+            )
+            reports = tx.query(
+                "SELECT store_id, kind, version, status, reason, running_version, ts_ms,"
+                " received_ms FROM hq_sync_reports ORDER BY ts_ms, version"
+            )
+            beats = tx.query("SELECT store_id, versions, received_ms FROM hq_gateways")
+        published: dict[tuple[str, str], int] = {(str(k), str(s)): int(v) for k, s, v in latest}
+        last: dict[tuple[str, str], tuple[Any, ...]] = {}
+        for r in reports:  # oldest first: the newest report of each (store, kind) wins
+            last[(str(r[0]), str(r[1]))] = r
+        beat_of = {str(s): (json.loads(v) if v else {}, int(at)) for s, v, at in beats}
+        out: dict[str, dict[str, SyncKindState]] = {}
+        for store in stores:
+            kinds: dict[str, SyncKindState] = {}
+            for kind in DOC_KINDS:
+                mine = [published.get((kind, store)), published.get((kind, ALL_STORES))]
+                newest = max((v for v in mine if v is not None), default=None)
+                report = last.get((store, kind))
+                # What runs: from whichever HQ heard last, the heartbeat or the report.
+                versions, beat_ms = beat_of.get(store, ({}, -1))
+                beat = versions.get(kind)
+                running = int(beat) if beat is not None and str(beat).isdigit() else None
+                if report is not None and (beat is None or int(report[7]) > beat_ms):
+                    running = None if report[5] is None else int(report[5])
+                if newest is None and report is None and running is None:
+                    continue
+                kinds[kind] = SyncKindState(
+                    published=newest,
+                    running=running,
+                    status=None if report is None else report[3],
+                    status_version=None if report is None else int(report[2]),
+                    reason=None if report is None else report[4],
+                )
+            out[store] = kinds
+        return out

@@ -4,7 +4,7 @@ heard from recently: no heartbeat yet is ``unknown``, a late one ``stale``."""
 from __future__ import annotations
 
 from cloud_sync.hq.db import FleetRow
-from cloud_sync.wire import FleetStore, Health
+from cloud_sync.wire import FleetStore, Health, SyncKindState
 
 #: Default: a heartbeat older than this makes a store stale (the sender beats every 15 s).
 STALE_AFTER_S = 60.0
@@ -13,7 +13,11 @@ BACKLOG_WARN_S = 300.0
 
 
 def health(
-    row: FleetRow, now_ms: int, stale_after_s: float, backlog_warn_s: float
+    row: FleetRow,
+    now_ms: int,
+    stale_after_s: float,
+    backlog_warn_s: float,
+    sync: dict[str, SyncKindState] | None = None,
 ) -> tuple[Health, str]:
     if row.received_ms is None:
         return "unknown", "no heartbeat received yet"
@@ -26,13 +30,21 @@ def health(
     offline = row.devices.get("offline", 0)
     if offline:
         return "degraded", f"{offline} device(s) offline"
+    for kind, state in sorted((sync or {}).items()):
+        if state.status in {"refused", "rolled_back"} and state.status_version == state.published:
+            what = "refused" if state.status == "refused" else "rolled back"
+            return "degraded", f"{kind} version {state.status_version} {what}: {state.reason}"
     return "ok", "heartbeat on time, backlog drained"
 
 
 def fleet_store(
-    row: FleetRow, now_ms: int, stale_after_s: float, backlog_warn_s: float
+    row: FleetRow,
+    now_ms: int,
+    stale_after_s: float,
+    backlog_warn_s: float,
+    sync: dict[str, SyncKindState] | None = None,
 ) -> FleetStore:
-    status, reason = health(row, now_ms, stale_after_s, backlog_warn_s)
+    status, reason = health(row, now_ms, stale_after_s, backlog_warn_s, sync)
     heard = row.received_ms is not None
     return FleetStore(
         store_id=row.store_id,
@@ -51,4 +63,6 @@ def fleet_store(
         devices_online=row.devices.get("online", 0) if heard else None,
         devices_offline=row.devices.get("offline", 0) if heard else None,
         transactions=row.transactions,
+        alerts_open=row.alerts_open,
+        sync=sync or {},
     )

@@ -10,15 +10,16 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from fastapi import Depends, FastAPI, HTTPException, Request
-from fastapi.responses import HTMLResponse
-from fastapi.templating import Jinja2Templates
+from fastapi import Depends, FastAPI, HTTPException
+from fastapi.staticfiles import StaticFiles
 
-from edge.api import alerts, calibration, checkout, devices, ota, prices, review
+from edge.api import alerts, calibration, checkout, dashboard, devices, ota, prices, review
+from edge.api import shoppers as shoppers_api
+from edge.api import staff as staff_api
 from edge.api.deps import ApiContext, Ctx, StaffActions, document_roles, public
+from edge.shoppers.service import ShopperService
 from edge.shoppers.tokens import TokenSigner
-
-_TEMPLATES = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
+from edge.staff.service import StaffService
 
 
 def create_app(
@@ -30,7 +31,8 @@ def create_app(
     staff_token: str | None = None,
     hq_token: str | None = None,
     signer: TokenSigner | None = None,
-    shoppers: Any = None,
+    shoppers: ShopperService | None = None,
+    staff: StaffService | None = None,
 ) -> FastAPI:
     app = FastAPI(
         title="storeedge gateway",
@@ -67,20 +69,12 @@ def create_app(
             raise HTTPException(status_code=503, detail=body)
         return body
 
-    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
-    def index(ctx: Ctx, request: Request) -> HTMLResponse:
-        open_sessions = ctx.read(lambda s: s.sessions(state="open", limit=50))
-        recent = ctx.read(lambda s: s.receipts(limit=20))
-        reviews = ctx.read(lambda s: s.reviews(status="open", limit=20))
-        return _TEMPLATES.TemplateResponse(
-            request,
-            "index.html",
-            {
-                "store_id": ctx.store_id,
-                "sessions": open_sessions,
-                "receipts": recent,
-                "reviews": reviews,
-            },
-        )
+    # The staff dashboard at / (panels, live stream), stock, cold chain, /metrics.
+    app.state.staff = staff
+    app.include_router(dashboard.page_router)
+    app.include_router(dashboard.router)
+    app.include_router(staff_api.router)
+    app.include_router(shoppers_api.router)
+    app.mount("/static", StaticFiles(directory=dashboard.STATIC_DIR), name="static")
 
     return app

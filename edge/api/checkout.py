@@ -1,4 +1,4 @@
-"""Sessions and receipts."""
+"""Sessions and receipts: staff and HQ see the store's, a shopper only their own."""
 
 from __future__ import annotations
 
@@ -6,32 +6,65 @@ from typing import Any
 
 from fastapi import APIRouter, HTTPException, Query
 
-from edge.api.deps import Ctx
+from edge.api.deps import AnyCaller, Ctx
+from edge.store.repo import Store
 
 router = APIRouter(prefix="/api/v1", tags=["checkout"])
+
+
+def _own_sessions(s: Store, shopper_id: str, state: str | None, limit: int) -> list[dict[str, Any]]:
+    out = []
+    for token in s.shopper_session_tokens(shopper_id, state, limit):
+        session = s.session(token)
+        if session is not None:
+            out.append({**session, "cart": s.cart(token)})
+    return out
 
 
 @router.get("/sessions")
 def sessions(
     ctx: Ctx,
+    caller: AnyCaller,
     state: str | None = Query(default=None, pattern="^(open|closed)$"),
     limit: int = Query(default=100, ge=1, le=1000),
 ) -> dict[str, Any]:
-    """Shopper sessions, newest first, each with its live cart (barcode -> quantity)."""
-    items = ctx.read(lambda s: s.sessions(state=state, limit=limit))
+    """Shopper sessions, newest first, each with its live cart (barcode -> quantity);
+    a shopper sees only their own."""
+    shopper = caller.shopper_id
+    if shopper is not None:
+        items = ctx.read(lambda s: _own_sessions(s, shopper, state, limit))
+    else:
+        items = ctx.read(lambda s: s.sessions(state=state, limit=limit))
     return {"items": items, "total": len(items)}
 
 
 @router.get("/receipts")
-def receipts(ctx: Ctx, limit: int = Query(default=100, ge=1, le=1000)) -> dict[str, Any]:
-    """Issued receipts, newest first; amounts are integers in minor units."""
-    items = ctx.read(lambda s: s.receipts(limit=limit))
+def receipts(
+    ctx: Ctx, caller: AnyCaller, limit: int = Query(default=100, ge=1, le=1000)
+) -> dict[str, Any]:
+    """Issued receipts, newest first; amounts are integers in minor units; a shopper
+    sees only their own."""
+    shopper = caller.shopper_id
+    if shopper is not None:
+        items = ctx.read(
+            lambda s: [
+                r
+                for rid in s.shopper_receipt_ids(shopper, limit)
+                if (r := s.receipt(rid)) is not None
+            ]
+        )
+    else:
+        items = ctx.read(lambda s: s.receipts(limit=limit))
     return {"items": items, "total": len(items)}
 
 
 @router.get("/receipts/{receipt_id}")
-def receipt(ctx: Ctx, receipt_id: str) -> dict[str, Any]:
+def receipt(ctx: Ctx, caller: AnyCaller, receipt_id: str) -> dict[str, Any]:
+    """One receipt with its lines, adjustments (refunds, extra charges) and payments;
+    another shopper's receipt is not found."""
     found = ctx.read(lambda s: s.receipt(receipt_id))
-    if found is None:
+    owner = ctx.read(lambda s: s.receipt_shopper(receipt_id))
+    if found is None or (caller.shopper_id is not None and owner != caller.shopper_id):
         raise HTTPException(status_code=404, detail=f"no receipt {receipt_id}")
+    found["payments"] = ctx.read(lambda s: s.payments(receipt_id=receipt_id))
     return found

@@ -11,10 +11,11 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, Protocol, TypeVar
 
+import fastapi.routing
 from fastapi import Depends, FastAPI, HTTPException, Request
-from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from edge.shoppers.service import ShopperService
 from edge.shoppers.tokens import TokenInvalid, TokenKind, TokenSigner
 from edge.store.repo import Store
 
@@ -66,7 +67,7 @@ class ApiContext:
     #: signs and checks the shopper app's bearer tokens and check-in QR codes
     signer: TokenSigner | None = None
     #: what shoppers (and staff, for orders and disputes) ask of the running gateway
-    shoppers: Any = None
+    shoppers: ShopperService | None = None
     _store: Store | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -203,7 +204,7 @@ AnyCaller = Annotated[Caller, Depends(require_role(Role.STAFF, Role.HQ, Role.SHO
 Shopper = Annotated[Caller, Depends(require_role(Role.SHOPPER))]
 
 
-def route_roles(route: APIRoute) -> frozenset[Role] | None:
+def route_roles(route: Any) -> frozenset[Role] | None:
     """The roles a route admits (every role dependency applies: the intersection),
     an empty set for a route declared public, None for one that declares nothing."""
     found: frozenset[Role] | None = None
@@ -217,29 +218,34 @@ def route_roles(route: APIRoute) -> frozenset[Role] | None:
     return found
 
 
+def _api_routes(app: FastAPI) -> list[Any]:
+    """Every API route as served, with the dependencies of the routers it is in."""
+    contexts = getattr(fastapi.routing, "iter_route_contexts", None)
+    routes = list(contexts(app.routes)) if contexts is not None else list(app.routes)
+    return [r for r in routes if getattr(r, "dependant", None) is not None]
+
+
 def document_roles(app: FastAPI) -> None:
     """Write every operation's roles (``x-roles``) or ``x-public`` into the OpenAPI
-    document, computed from the routes when the document is first asked for (so
+    document, computed from the routes whenever the document is asked for (so
     routers included later are covered too)."""
     build = app.openapi
 
     def openapi() -> dict[str, Any]:
-        if app.openapi_schema is not None:
-            return app.openapi_schema
         schema = build()
-        for route in app.routes:
-            if not isinstance(route, APIRoute) or not route.include_in_schema:
-                continue
+        paths = schema.get("paths", {})
+        for route in _api_routes(app):
             roles = route_roles(route)
-            for method in route.methods or ():
-                operation = schema.get("paths", {}).get(route.path_format, {}).get(method.lower())
-                if operation is None or roles is None:
+            if roles is None or not getattr(route, "include_in_schema", True):
+                continue
+            for method in getattr(route, "methods", None) or ():
+                operation = paths.get(route.path_format, {}).get(method.lower())
+                if operation is None:
                     continue
                 if roles:
                     operation[ROLES_KEY] = sorted(role.value for role in roles)
                 else:
                     operation[PUBLIC_KEY] = True
-        app.openapi_schema = schema
         return schema
 
     app.openapi = openapi  # type: ignore[method-assign]

@@ -47,6 +47,10 @@ def serve_gateway(gateway: Gateway, host: str, port: int, staff_token: str | Non
         health=gateway.health,
         actions=gateway,
         staff_token=staff_token,
+        staff=gateway.staff,
+        hq_token=config.api.hq_token.get_secret_value() if config.api.hq_token else None,
+        signer=gateway.shoppers.signer,
+        shoppers=gateway.shoppers,
     )
     server = ApiServer(app, host, port)
     server.start()

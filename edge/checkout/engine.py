@@ -54,6 +54,18 @@ class _PendingExit:
 class Latencies:
     pick_to_cart_ms: deque[int] = field(default_factory=lambda: deque(maxlen=LATENCY_SAMPLES))
     exit_to_receipt_ms: deque[int] = field(default_factory=lambda: deque(maxlen=LATENCY_SAMPLES))
+    #: Told every latency as ("pick_to_cart" | "exit_to_receipt", ms): the metrics.
+    listeners: list[Callable[[str, int], None]] = field(default_factory=list)
+
+    def pick_to_cart(self, ms: int) -> None:
+        self.pick_to_cart_ms.append(ms)
+        for listener in self.listeners:
+            listener("pick_to_cart", ms)
+
+    def exit_to_receipt(self, ms: int) -> None:
+        self.exit_to_receipt_ms.append(ms)
+        for listener in self.listeners:
+            listener("exit_to_receipt", ms)
 
 
 class CheckoutEngine:
@@ -71,6 +83,7 @@ class CheckoutEngine:
         self.store = store
         self._inference = inference_cfg
         self._association = association_cfg or AssociationConfig()
+        self._detector = detector_cfg
         self._on_receipt = on_receipt
         self.clock_ms = clock_ms
         self.positions = PositionBook()
@@ -84,12 +97,16 @@ class CheckoutEngine:
         self.associator = Associator(planogram, self.positions, self._association)
         self.open_sessions: set[str] = {s["token"] for s in store.open_sessions()}
         self._pending_exits: list[_PendingExit] = []
+        #: Told every shelf event after the engine handled it (restock levels).
+        self.shelf_listeners: list[Callable[[ShelfEvent], None]] = []
 
     # ------------------------------------------------------------------ inputs
 
     def on_weight(self, device_id: str, samples: list[list[float]], ts_ms: int, rate: int) -> None:
         for event in self.shelves[device_id].feed(samples, ts_ms, rate):
             self._on_shelf_event(event)
+            for listener in self.shelf_listeners:
+                listener(event)
         self.poll()
 
     def on_position(
@@ -105,6 +122,29 @@ class CheckoutEngine:
         self.positions.add(token, ts_ms, x, y)
         if token is not None and hand is not None:
             self.positions.add_hand(token, ts_ms, *hand)
+
+    def reconfigure(
+        self,
+        detector_cfg: DetectorConfig,
+        inference_cfg: InferenceConfig,
+        association_cfg: AssociationConfig,
+    ) -> None:
+        """New settings while running (a configuration from HQ).  Each plate keeps its
+        settled level, calibration state and changes waiting for their neighbours, so
+        nothing in progress is lost; what the live planogram learned stays."""
+        for device_id, old in list(self.shelves.items()):  # the same dict: others hold it
+            if detector_cfg == self._detector:
+                break
+            new = ShelfDetector(device_id, len(old.plates), detector_cfg)
+            for i, plate in enumerate(old.plates):
+                new.reset_plate(i, muted=plate.muted, baseline_g=plate.baseline_g)
+            new._pending, new._minor = old._pending, old._minor
+            self.shelves[device_id] = new
+        self._detector = detector_cfg
+        self._inference = inference_cfg
+        self._association = association_cfg
+        self.live.reconfigure(inference_cfg, detector_cfg.neighbour_plates)
+        self.associator = Associator(self.planogram, self.positions, association_cfg)
 
     # ------------------------------------------------------------------ shelf events
 
@@ -178,7 +218,7 @@ class CheckoutEngine:
             event.device_id,
             {**body, "barcode": best.barcode, "quantity": best.quantity},
         )
-        self.latencies.pick_to_cart_ms.append(self.clock_ms() - event.settled_ms)
+        self.latencies.pick_to_cart(self.clock_ms() - event.settled_ms)
         if not taken:
             self._learn_place(event, best.barcode)
 
@@ -198,7 +238,7 @@ class CheckoutEngine:
                 event.device_id,
                 {**body, "barcode": best.barcode, "quantity": 1, "split_between": hands},
             )
-            self.latencies.pick_to_cart_ms.append(self.clock_ms() - event.settled_ms)
+            self.latencies.pick_to_cart(self.clock_ms() - event.settled_ms)
         return True
 
     def _cancels_open_pick(self, token: str, event: ShelfEvent, body: dict[str, Any]) -> bool:
@@ -291,7 +331,7 @@ class CheckoutEngine:
         )
         self.open_sessions.discard(pending.token)
         self.positions.forget(pending.token)
-        self.latencies.exit_to_receipt_ms.append(issued - pending.ts_ms)
+        self.latencies.exit_to_receipt(issued - pending.ts_ms)
         message = ReceiptMessage(
             receipt_id=receipt_id,
             session_token=pending.token,

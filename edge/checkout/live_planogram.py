@@ -46,6 +46,11 @@ class LivePlanogram:
             for shelf in planogram.shelves
         }
 
+    def reconfigure(self, cfg: InferenceConfig, neighbours: int) -> None:
+        """New inference settings (a configuration from HQ); what was learned stays."""
+        self._cfg = cfg
+        self._neighbours = neighbours
+
     def candidates(
         self, event: ShelfEvent, cart: dict[str, int] | None
     ) -> list[tuple[Product, float]]:

@@ -587,10 +587,10 @@ def _degrade(crop: Any, px: int, rng: Any) -> Any:
     small = cv2.resize(crop, (px, px), interpolation=cv2.INTER_AREA)
     back = cv2.resize(small, (side, side), interpolation=cv2.INTER_LINEAR)
     length = int(rng.integers(3, 8))
-    kernel = np.zeros((length, length), dtype=np.float32)
-    kernel[length // 2, :] = 1.0 / length
+    line = np.zeros((length, length), dtype=np.float32)
+    line[length // 2, :] = 1.0 / length
     rot = cv2.getRotationMatrix2D((length / 2, length / 2), float(rng.uniform(0, 180)), 1.0)
-    kernel = cv2.warpAffine(kernel, rot, (length, length))
+    kernel = np.asarray(cv2.warpAffine(line, rot, (length, length)), dtype=np.float32)
     kernel /= max(float(kernel.sum()), 1e-6)
     return np.asarray(cv2.filter2D(back, -1, kernel), dtype=np.uint8)
 

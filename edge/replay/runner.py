@@ -42,6 +42,9 @@ def replay_config(db_path: Path, overrides: dict[str, Any] | None = None) -> Gat
         ],
         "trackers": [TRACKER],
         "database": {"path": str(db_path)},
+        # recorded shoppers carry the dataset's session ids, not our signed check-ins,
+        # and nobody's card is charged in a replay
+        "shoppers": {"verify_checkin": False, "payments": {"provider": "none"}},
     }
     data.update(overrides or {})
     return parse_config(data, base_dir=db_path.parent, env={}, source="replay")

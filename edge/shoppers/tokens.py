@@ -23,6 +23,8 @@ from typing import Any
 
 #: How long a token may be, at most, before it is looked at.
 MAX_TOKEN_CHARS = 1024
+#: HMAC-SHA256 truncated to 128 bits: the check-in token must fit a gate event (128 chars).
+MAC_BYTES = 16
 
 
 class TokenKind(StrEnum):
@@ -94,4 +96,5 @@ class TokenSigner:
         return claims
 
     def _mac(self, kind: TokenKind, head: str) -> bytes:
-        return hmac.new(self._keys[kind], head.encode("ascii"), hashlib.sha256).digest()
+        digest = hmac.new(self._keys[kind], head.encode("ascii"), hashlib.sha256).digest()
+        return digest[:MAC_BYTES]

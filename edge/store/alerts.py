@@ -9,9 +9,22 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from cloud_sync.wire import KIND_ALERT, STREAM_ALERTS
 from edge.store.base import StoreBase, new_event_id
 
 _ACTIVE = "state IN ('open', 'acked')"
+#: What HQ gets of an alert on every change (stream ``alerts``, state class).
+_HQ_FIELDS = (
+    "alert_id",
+    "kind",
+    "state",
+    "device_id",
+    "plate",
+    "detail",
+    "raised_ms",
+    "acked_ms",
+    "resolved_ms",
+)
 
 
 class Alerts(StoreBase):
@@ -36,6 +49,7 @@ class Alerts(StoreBase):
                 None,
                 {"alert_id": alert_id, "kind": kind, "plate": plate, "detail": detail},
             )
+            self._alert_to_hq(alert_id, ts)
         alert = self.alert(alert_id)
         assert alert is not None
         return alert, True
@@ -47,6 +61,7 @@ class Alerts(StoreBase):
                 (json.dumps(detail, sort_keys=True), alert_id),
             )
             self._event("alert_updated", ts, None, None, {"alert_id": alert_id, "detail": detail})
+            self._alert_to_hq(alert_id, ts)
 
     def ack_alert(self, alert_id: str, ts: int, by: str) -> tuple[dict[str, Any], bool]:
         """Staff saw it; returns the alert and whether this changed it (acking twice is fine)."""
@@ -65,6 +80,7 @@ class Alerts(StoreBase):
             self._event(
                 "alert_acked", ts, alert["device_id"], None, {"alert_id": alert_id, "by": by}
             )
+            self._alert_to_hq(alert_id, ts, by=by)
         acked = self.alert(alert_id)
         assert acked is not None
         return acked, True
@@ -88,7 +104,18 @@ class Alerts(StoreBase):
                 None,
                 {"alert_id": active["alert_id"], "kind": kind, "plate": plate},
             )
+            self._alert_to_hq(active["alert_id"], ts)
         return self.alert(active["alert_id"])
+
+    def _alert_to_hq(self, alert_id: str, ts: int, by: str | None = None) -> None:
+        """The alert as it is now, for HQ (inside the transaction that changed it)."""
+        alert = self.alert(alert_id)
+        if alert is None:  # an update of an alert that is gone: nothing to report
+            return
+        payload = {k: alert[k] for k in _HQ_FIELDS}
+        if by is not None:
+            payload["by"] = by
+        self.enqueue(STREAM_ALERTS, KIND_ALERT, payload, ts_ms=ts)
 
     def alert(self, alert_id: str) -> dict[str, Any] | None:
         rows = self._alert_rows("WHERE alert_id = ?", (alert_id,))

@@ -6,7 +6,7 @@ import json
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, Literal
 
 import sqlite_utils
 from ulid import ULID
@@ -41,6 +41,20 @@ class StoreBase:
         """Serialise readers that share this connection across threads (the API)."""
         with self._lock:
             yield
+
+    def enqueue(
+        self,
+        stream: str,
+        kind: str,
+        payload: dict[str, Any],
+        *,
+        ts_ms: int,
+        event_id: str | None = None,
+        cls: Literal["money", "state", "telemetry"] | None = None,
+    ) -> str:
+        """An outbox row for HQ, inside the caller's transaction (``edge.store.outbox``
+        implements it; declared here so that every table mixin can report to HQ)."""
+        raise NotImplementedError
 
     def _x(self, sql: str, params: tuple[Any, ...] | dict[str, Any] = ()) -> None:
         self.db.conn.execute(sql, params)

@@ -42,30 +42,37 @@ class Prices(StoreBase):
         self, barcode: str, price_minor: int, previous_minor: int, ts: int, by: str
     ) -> dict[str, Any]:
         """Change a price; one ``price_change`` event.  Returns the new catalog row."""
+        with self.transaction():
+            return self._set_price(barcode, price_minor, previous_minor, ts, by)
+
+    def _set_price(
+        self, barcode: str, price_minor: int, previous_minor: int, ts: int, by: str
+    ) -> dict[str, Any]:
+        """:meth:`set_price` inside the caller's transaction (HQ's price lists change
+        many prices in one)."""
         if price_minor < 0:
             raise ValueError(f"price_minor must be >= 0, got {price_minor}")
-        with self.transaction():
-            self._x(
-                "INSERT INTO prices (barcode, price_minor, version, updated_ms) VALUES (?, ?, 1, ?)"
-                " ON CONFLICT(barcode) DO UPDATE SET price_minor = excluded.price_minor,"
-                " version = version + 1, updated_ms = excluded.updated_ms",
-                (barcode, price_minor, ts),
-            )
-            row = self.price(barcode)
-            assert row is not None
-            self._event(
-                "price_change",
-                ts,
-                None,
-                None,
-                {
-                    "barcode": barcode,
-                    "price_minor": price_minor,
-                    "previous_minor": previous_minor,
-                    "version": row["version"],
-                    "by": by,
-                },
-            )
+        self._x(
+            "INSERT INTO prices (barcode, price_minor, version, updated_ms) VALUES (?, ?, 1, ?)"
+            " ON CONFLICT(barcode) DO UPDATE SET price_minor = excluded.price_minor,"
+            " version = version + 1, updated_ms = excluded.updated_ms",
+            (barcode, price_minor, ts),
+        )
+        row = self.price(barcode)
+        assert row is not None
+        self._event(
+            "price_change",
+            ts,
+            None,
+            None,
+            {
+                "barcode": barcode,
+                "price_minor": price_minor,
+                "previous_minor": previous_minor,
+                "version": row["version"],
+                "by": by,
+            },
+        )
         return row
 
     # ------------------------------------------------------------------ labels

@@ -14,21 +14,26 @@ from typing import Any
 
 from cloud_sync.wire import (
     KIND_DEVICE_STATE,
+    KIND_HEARTBEAT,
     KIND_TRANSACTION,
     STREAM_DEVICES,
+    STREAM_TELEMETRY,
     STREAM_TRANSACTIONS,
 )
 from edge.store.alerts import Alerts
 from edge.store.base import new_event_id
 from edge.store.calibration import Calibrations
 from edge.store.db import connect
+from edge.store.downsync import DownSyncState
 from edge.store.ota import Ota
 from edge.store.outbox import Outbox
 from edge.store.prices import Prices
 from edge.store.registry import Registry
 from edge.store.review import ReviewQueue
 from edge.store.sensors import Sensors
+from edge.store.shoppers import Shoppers
 from edge.store.staff import StaffViews
+from edge.store.stock import StockLevels
 from edge.store.twins import Twins
 
 
@@ -45,7 +50,19 @@ class ReceiptRow:
 
 
 class Store(
-    ReviewQueue, Registry, Twins, Sensors, Outbox, Calibrations, Alerts, Prices, Ota, StaffViews
+    ReviewQueue,
+    Registry,
+    Twins,
+    Sensors,
+    Outbox,
+    Calibrations,
+    Alerts,
+    StockLevels,
+    DownSyncState,
+    Prices,
+    Ota,
+    StaffViews,
+    Shoppers,
 ):
     @classmethod
     def open(cls, path: Path, *, readonly: bool = False) -> Store:
@@ -116,6 +133,12 @@ class Store(
                     health.get("rssi_dbm"),
                     ts,
                 ),
+            )
+            self.enqueue(  # telemetry for HQ: evicted first when the outbox is full
+                STREAM_TELEMETRY,
+                KIND_HEARTBEAT,
+                {"device_id": device_id, "device_type": device_type, **health},
+                ts_ms=ts,
             )
 
     def save_device_counters(self, rows: list[tuple[str, int, int, int, int]]) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from cloud_sync.wire import KIND_ADJUSTMENT, KIND_REFUND, STREAM_TRANSACTIONS
 from edge.store.base import StoreBase, new_event_id
 
 
@@ -115,7 +116,7 @@ class ReviewQueue(StoreBase):
         """Resolve against an issued receipt: an extra charge (delta > 0) or a refund."""
         token = decision["session_token"]
         row = self.db.conn.execute(
-            "SELECT receipt_id FROM receipts WHERE session_token = ?", (token,)
+            "SELECT receipt_id, currency FROM receipts WHERE session_token = ?", (token,)
         ).fetchone()
         if row is None:
             raise LookupError(f"session {token!r} has no receipt")
@@ -148,6 +149,25 @@ class ReviewQueue(StoreBase):
                     "adjustment_id": adjustment_id,
                     "amount_minor": delta * unit_price_minor,
                 },
+            )
+            self.enqueue(  # money for HQ, in the SAME transaction as the adjustment
+                STREAM_TRANSACTIONS,
+                KIND_REFUND if delta < 0 else KIND_ADJUSTMENT,
+                {
+                    "adjustment_id": adjustment_id,
+                    "receipt_id": row[0],
+                    "review_id": review_id,
+                    "session_token": token,
+                    "barcode": decision["barcode"],
+                    "name": name,
+                    "quantity": delta,
+                    "unit_price_minor": unit_price_minor,
+                    "amount_minor": delta * unit_price_minor,
+                    "currency": row[1],
+                    "created_ms": ts,
+                },
+                ts_ms=ts,
+                event_id=adjustment_id,
             )
         return adjustment_id
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from cloud_sync.wire import KIND_TEMPERATURE, STREAM_TELEMETRY
 from edge.store.base import StoreBase
 
 
@@ -16,6 +17,12 @@ class Sensors(StoreBase):
                 "INSERT OR REPLACE INTO temperature_log (device_id, ts_ms, celsius, door_open)"
                 " VALUES (?, ?, ?, ?)",
                 (device_id, ts, celsius, None if door_open is None else int(door_open)),
+            )
+            self.enqueue(  # telemetry for HQ: evicted first when the outbox is full
+                STREAM_TELEMETRY,
+                KIND_TEMPERATURE,
+                {"device_id": device_id, "celsius": celsius, "door_open": door_open},
+                ts_ms=ts,
             )
 
     def temperatures(

@@ -71,6 +71,22 @@ class StaffViews(StoreBase):
         row = self.db.conn.execute("SELECT coalesce(max(updated_ms), 0) FROM lane_stock")
         return int(row.fetchone()[0])
 
+    def lanes_low(self) -> int:
+        """Lanes at or below their restock threshold."""
+        row = self.db.conn.execute(
+            "SELECT count(*) FROM lane_stock WHERE restock_at IS NOT NULL AND units <= restock_at"
+        )
+        return int(row.fetchone()[0])
+
+    def alert_counts(self) -> dict[str, dict[str, int]]:
+        """Alerts by kind and state."""
+        out: dict[str, dict[str, int]] = {}
+        for kind, state, n in self.db.conn.execute(
+            "SELECT kind, state, count(*) FROM alerts GROUP BY kind, state"
+        ):
+            out.setdefault(str(kind), {})[str(state)] = int(n)
+        return out
+
     # ------------------------------------------------------------------ cold chain
 
     def last_temperature(self, device_id: str) -> dict[str, Any] | None:

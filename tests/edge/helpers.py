@@ -16,7 +16,13 @@ from edge.config import parse_config
 class Bench:
     """A gateway (not started: no MQTT) fed through its real Dispatcher."""
 
-    def __init__(self, tmp_path: Path, planogram: Planogram, trackers: tuple[str, ...] = ()):
+    def __init__(
+        self,
+        tmp_path: Path,
+        planogram: Planogram,
+        trackers: tuple[str, ...] = (),
+        shoppers: dict[str, Any] | None = None,
+    ):
         cfg = parse_config(
             {
                 "store_id": "s-1",
@@ -27,6 +33,8 @@ class Bench:
                 ],
                 "trackers": list(trackers),
                 "database": {"path": str(tmp_path / "g.db")},
+                # plain session tokens at the gates, unless a test checks check-in
+                "shoppers": shoppers if shoppers is not None else {"verify_checkin": False},
             },
             base_dir=tmp_path,
             env={},

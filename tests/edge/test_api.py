@@ -5,8 +5,10 @@ from edge.store.repo import ReceiptRow, Store
 from tests.edge.helpers import Bench
 from tests.edge.test_engine import B, _planogram
 
+STAFF = {"Authorization": "Bearer s3cret"}
 
-def _client(tmp_path, health=None):
+
+def _client(tmp_path, health=None, staff_token="s3cret"):
     path = tmp_path / "g.db"
     store = Store.open(path)
     store.open_session("tok-a", "gate-entry", 1)
@@ -16,7 +18,9 @@ def _client(tmp_path, health=None):
     store.record_birth("shelf-1", "shelf", "sim-1.0.0", 0, 0, 5)
     store.dead_letter("t", b"x", "payload is not JSON", 6)
     store.close()
-    return TestClient(create_app(path, store_id="s-1", health=health))
+    return TestClient(
+        create_app(path, store_id="s-1", health=health, staff_token=staff_token), headers=STAFF
+    )
 
 
 def test_sessions_receipts_devices(tmp_path):
@@ -43,10 +47,12 @@ def test_bad_query_is_a_clear_422(tmp_path):
 
 
 def test_html_page_lists_sessions_and_receipts(tmp_path):
-    page = _client(tmp_path).get("/")
+    client = _client(tmp_path)
+    page = client.get("/", headers={"Authorization": ""})  # the page shell is public
     assert page.status_code == 200
-    assert "tok-a" in page.text
-    assert "4.58 EUR" in page.text
+    assert "tok-a" not in page.text  # ... and holds no data: its panels need the token
+    assert "tok-a" in client.get("/dashboard/panels/sessions").text
+    assert "4.58 EUR" in client.get("/dashboard/panels/receipts").text
 
 
 def test_openapi_and_health(tmp_path):
@@ -67,7 +73,7 @@ def test_review_queue_resolve_needs_the_staff_token(tmp_path):
     client = TestClient(
         create_app(tmp_path / "g.db", store_id="s-1", actions=bench.gw, staff_token="s3cret")
     )
-    [item] = client.get("/api/v1/review").json()["items"]
+    [item] = client.get("/api/v1/review", headers=STAFF).json()["items"]
     assert item["reason"] == "several shoppers in the store and no positions"
     url = f"/api/v1/review/{item['review_id']}/resolve"
     decision = {"barcode": B, "quantity": 1, "session_token": "tok-1"}
@@ -83,14 +89,15 @@ def test_review_queue_resolve_needs_the_staff_token(tmp_path):
     assert (
         client.post("/api/v1/review/nope/resolve", json=decision, headers=good).status_code == 404
     )
-    assert client.get("/api/v1/review").json()["total"] == 0
-    assert client.get("/api/v1/review", params={"status": "resolved"}).json()["total"] == 1
+    assert client.get("/api/v1/review", headers=good).json()["total"] == 0
+    resolved = client.get("/api/v1/review", params={"status": "resolved"}, headers=good)
+    assert resolved.json()["total"] == 1
     assert bench.store.cart("tok-1") == {B: 1}
     bench.store.close()
 
 
 def test_staff_actions_are_refused_without_a_configured_token(tmp_path):
-    client = _client(tmp_path)
+    client = _client(tmp_path, staff_token=None)
     resp = client.post(
         "/api/v1/review/x/resolve",
         json={"dismiss": True},
@@ -105,14 +112,14 @@ def test_twin_api_reads_and_sets_desired_with_the_staff_token(tmp_path):
         create_app(tmp_path / "g.db", store_id="s-1", actions=bench.gw, staff_token="s3cret")
     )
     url = "/api/v1/devices/gate-in/twin"
-    assert client.get(url).json()["desired"] == {}
+    assert client.get(url, headers=STAFF).json()["desired"] == {}
     body = {"settings": {"heartbeat_s": 2}}
     assert client.put(url + "/desired", json=body).status_code == 401
     good = {"Authorization": "Bearer s3cret"}
     resp = client.put(url + "/desired", json=body, headers=good)
     assert resp.status_code == 200, resp.text
     assert resp.json()["pending"] == {"heartbeat_s": 2}
-    assert client.get(url).json()["version"] == 1
+    assert client.get(url, headers=good).json()["version"] == 1
     assert (
         client.put("/api/v1/devices/nobody/twin/desired", json=body, headers=good).status_code
         == 404

@@ -107,12 +107,12 @@ def test_an_image_that_does_not_verify_is_refused_with_the_reason(rig):
     relabelled = rig.upload({**_manifest(), "version": "9.9.9"})
     assert relabelled.status_code == 422
     assert "signature does not verify" in relabelled.json()["detail"]
-    assert rig.client.get("/api/v1/ota/images").json()["total"] == 0
+    assert rig.client.get("/api/v1/ota/images", headers=STAFF).json()["total"] == 0
     good = rig.upload(_manifest())
     assert good.status_code == 201, good.text
     assert good.json()["version"] == "2.0.0"
     assert rig.upload(_manifest()).status_code == 409
-    [image] = rig.client.get("/api/v1/ota/images").json()["items"]
+    [image] = rig.client.get("/api/v1/ota/images", headers=STAFF).json()["items"]
     assert (image["device_type"], image["size"]) == ("gate", len(IMAGE))
 
 
@@ -158,7 +158,7 @@ def test_a_rollout_through_the_api_and_the_gateways_message_handlers(rig):
     rig.ota("gate-out", "booted")
     rig.now += 1000
     rig.heartbeat("gate-out", "2.0.0")
-    status = rig.client.get(url).json()
+    status = rig.client.get(url, headers=STAFF).json()
     assert status["state"] == "canary"
     assert [(d["device_id"], d["wave"], d["state"]) for d in status["devices"]] == [
         ("gate-out", "canary", "verifying"),
@@ -171,16 +171,16 @@ def test_a_rollout_through_the_api_and_the_gateways_message_handlers(rig):
     assert rig.commands("gate-out") == [OTA_OFFER, OTA_CONFIRM]
     rig.ota("gate-out", "confirmed")
     assert rig.commands("gate-in") == [OTA_OFFER], "the rest follows the confirmed canary"
-    status = rig.client.get(url).json()
+    status = rig.client.get(url, headers=STAFF).json()
     assert status["state"] == "rolling"
     assert status["counts"] == {"confirmed": 1, "offered": 1}
-    listed = rig.client.get("/api/v1/ota/rollouts").json()["items"]
+    listed = rig.client.get("/api/v1/ota/rollouts", headers=STAFF).json()["items"]
     assert [(r["rollout_id"], r["state"]) for r in listed] == [(rid, "rolling")]
 
     halted = rig.client.post(f"{url}/halt", json={"reason": "store opening"}, headers=STAFF)
     assert halted.status_code == 200
     assert halted.json()["reason"] == "halted by staff: store opening"
-    assert rig.client.get("/api/v1/ota/rollouts/nope").status_code == 404
+    assert rig.client.get("/api/v1/ota/rollouts/nope", headers=STAFF).status_code == 404
 
 
 def test_rollout_requests_that_cannot_be_done_are_clear_4xx(rig):

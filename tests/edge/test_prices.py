@@ -203,7 +203,7 @@ def test_price_api(bench, tmp_path):
     resp = client.put(url, json={"price_minor": 199}, headers=good)
     assert resp.status_code == 200, resp.text
     assert resp.json()["labels"] == ["esl-1", "esl-2"]
-    body = client.get("/api/v1/esl").json()
+    body = client.get("/api/v1/esl", headers=good).json()
     assert body["total"] == 3
     assert body["in_sync"] == 0
     by_id = {item["device_id"]: item for item in body["items"]}

@@ -72,7 +72,9 @@ def test_a_broken_camera_does_not_stop_the_others(tmp_path: Path, walking_video:
         with lock:
             seen[name] = seen.get(name, 0) + 1
 
-    good = CameraWorker("cam-good", lambda: OpenCvSource(str(walking_video)), handler)
+    good = CameraWorker(
+        "cam-good", lambda: OpenCvSource(str(walking_video)), handler, pace_recordings=False
+    )
     broken = CameraWorker(
         "cam-bad",
         lambda: OpenCvSource(str(bad), name="cam-bad"),
@@ -124,6 +126,19 @@ class _StallingSource:
 
     def close(self) -> None:
         return None
+
+
+def test_a_recording_plays_at_its_own_pace(walking_video: Path) -> None:
+    stamps: list[float] = []
+    worker = CameraWorker(
+        "cam-file",
+        lambda: OpenCvSource(str(walking_video)),
+        lambda _n, _f: stamps.append(time.monotonic()),
+    )
+    worker.start()
+    worker.join(timeout=30)
+    assert len(stamps) == 40
+    assert stamps[-1] - stamps[0] >= 3.5  # 40 frames at 10 fps: about 3.9 s
 
 
 def test_a_stalled_stream_is_detected_and_reopened() -> None:

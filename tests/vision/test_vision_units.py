@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
-from tests.vision.helpers import walking_scene
+from tests.vision.helpers import draw_person, walking_scene
 from vision.config import CameraConfig, MotionConfig, PrivacyConfig, VisionConfig
 from vision.detectors import FrameContext, build
 from vision.detectors.plugins.foreground import ForegroundDetectorConfig
@@ -88,7 +88,7 @@ def test_foreground_priming_finds_someone_present_from_the_first_frame() -> None
         img = floor.copy()
         x = 100 + (i % 3)  # stands nearly still where the clip begins, leaves at 20
         if i < 20:
-            cv2.rectangle(img, (x, 40), (x + 30, 130), (30, 30, 40), -1)
+            draw_person(img, x, 40)
         frames.append(img)
     ahead = frames[::2] + [floor] * 10  # sampled over the recording: mostly empty
     primed = build(ForegroundDetectorConfig(min_area=0.002))
