@@ -62,6 +62,7 @@ class MessageKind(StrEnum):
     CMD_ACK = "cmd/ack"
     TEMPERATURE = "telemetry/temperature"
     OTA = "event/ota"
+    PRODUCT = "event/product"
 
 
 # --------------------------------------------------------------------------- payloads
@@ -190,6 +191,38 @@ class OtaStatus(_DeviceMessage):
     detail: str = Field(default="", max_length=500)
 
 
+#: Most products one ProductSeen may score (a camera sends its top few).
+MAX_PRODUCT_SCORES = 32
+Barcode = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")]
+
+
+class ProductSeen(_DeviceMessage):
+    """A product camera saw a product taken from or put back on a shelf.
+
+    ``ts`` is when it was seen (the frame's time), ``shelf_id`` and ``plates`` where (the
+    plates when the camera can tell, e.g. from the hand's position), ``scores`` its
+    classifier's probability per barcode (the top few; an unlisted product scored at
+    most the lowest listed one).  The gateway fuses it with the weight change that
+    shelf reports about then.
+    """
+
+    shelf_id: DeviceId
+    plates: list[Annotated[int, Field(ge=0, le=63)]] | None = Field(default=None, max_length=64)
+    scores: dict[Barcode, Annotated[float, Field(ge=0, le=1)]] = Field(
+        min_length=1, max_length=MAX_PRODUCT_SCORES
+    )
+    track_id: str | None = Field(default=None, min_length=1, max_length=64)
+    session_token: str | None = Field(
+        default=None, max_length=128, description="set when the camera knows whose hand it was"
+    )
+
+    @model_validator(mode="after")
+    def _a_distribution(self) -> ProductSeen:
+        if sum(self.scores.values()) > 1.01:
+            raise ValueError("scores are probabilities: they add up to at most 1")
+        return self
+
+
 class CommandAck(_DeviceMessage):
     cmd_id: str = Field(min_length=1, max_length=64)
     ok: bool
@@ -273,6 +306,7 @@ INBOUND: dict[MessageKind, type[_DeviceMessage]] = {
     MessageKind.CMD_ACK: CommandAck,
     MessageKind.TEMPERATURE: Temperature,
     MessageKind.OTA: OtaStatus,
+    MessageKind.PRODUCT: ProductSeen,
 }
 
 DeviceMessage = (
@@ -286,6 +320,7 @@ DeviceMessage = (
     | CommandAck
     | Temperature
     | OtaStatus
+    | ProductSeen
 )
 
 
@@ -369,6 +404,11 @@ def temperature_topic(store_id: str, device_id: str) -> str:
 
 def ota_topic(store_id: str, device_id: str) -> str:
     return f"{_device_base(store_id, device_id)}/{MessageKind.OTA.value}"
+
+
+def product_topic(store_id: str, device_id: str) -> str:
+    """Where a product camera publishes what it saw taken or put back (``ProductSeen``)."""
+    return f"{_device_base(store_id, device_id)}/{MessageKind.PRODUCT.value}"
 
 
 def alert_topic(store_id: str, kind: str) -> str:

@@ -27,6 +27,7 @@ from devices.protocol import (
     MessageKind,
     OtaStatus,
     Positions,
+    ProductSeen,
     ReceiptMessage,
     Reported,
     Temperature,
@@ -40,6 +41,7 @@ from devices.protocol import (
 from edge.alerts import Alerter
 from edge.checkout.engine import CheckoutEngine
 from edge.config import GatewayConfig
+from edge.downsync import DownSync
 from edge.health import Liveness
 from edge.ingest.dispatcher import Dispatcher, Handler, Rejected
 from edge.mqtt.broker import EmbeddedBroker
@@ -49,6 +51,7 @@ from edge.plates.service import PlateService
 from edge.pricing import PriceBook
 from edge.shoppers.service import ShopperService
 from edge.staff.service import StaffService
+from edge.stock_report import StockReporter
 from edge.store.base import new_event_id
 from edge.store.repo import Store
 from edge.sync import HqLink, outbox_budget_bytes
@@ -73,6 +76,10 @@ class Gateway:
         self.store = Store.open(config.database.path)
         self.store.set_outbox_budget(outbox_budget_bytes(config))
         self.hq = HqLink.from_config(config)  # store-and-forward to HQ, when configured
+        # what HQ sent down (planogram, catalog, config) and this gateway accepted
+        self.downsync = DownSync(self, config)
+        self.planogram, config = self.downsync.restore(self.planogram)
+        self.config = config
         self.inbox: queue.Queue[Received] = queue.Queue()
         self._receipt_listeners: list[Callable[[ReceiptMessage], None]] = []
         self.engine = CheckoutEngine(
@@ -103,6 +110,7 @@ class Gateway:
             self.engine,
             self.call,
             lambda: self.dispatcher.counts,
+            lambda device, plate: self.plates.calibrator.factors.get(device, {}).get(plate),
         )
         self.prices = PriceBook(self.planogram, self.store, config.esls, self.engine.clock_ms)
         self.shoppers = ShopperService(  # check-in, guidance, online orders, payments
@@ -115,6 +123,10 @@ class Gateway:
             self._publish,
         )
         self.add_receipt_listener(self.shoppers.on_receipt)  # the charge, after the commit
+        # stock per product for HQ, after the restock monitor has seen each shelf event
+        self.stock_report = StockReporter(self.store, self.planogram, self.engine.clock_ms)
+        self.engine.shelf_listeners.append(self.stock_report.on_shelf_event)
+        self.stock_report.report()
         self._born: set[str] = set()  # devices whose birth this gateway has seen
         self._asked: set[str] = set()  # ... and those asked for a rebirth
         self.liveness = Liveness(
@@ -151,6 +163,7 @@ class Gateway:
             MessageKind.CMD_ACK: self._on_cmd_ack,
             MessageKind.TEMPERATURE: self._on_temperature,
             MessageKind.OTA: self._on_ota,
+            MessageKind.PRODUCT: self._on_product_seen,
         }
 
     def _on_birth(self, inbound: Inbound) -> None:
@@ -288,6 +301,22 @@ class Gateway:
             if pos.hand_x is not None and pos.hand_y is not None and pos.hand_z is not None:
                 hand = (pos.hand_x, pos.hand_y, pos.hand_z)
             self.engine.on_position(pos.session_token, msg.ts, pos.x, pos.y, hand)
+
+    def _on_product_seen(self, inbound: Inbound) -> None:
+        msg = inbound.message
+        assert isinstance(msg, ProductSeen)
+        if self.dispatcher.known_devices[inbound.device_id] != "camera":
+            raise Rejected(f"{inbound.device_id} is not a camera")
+        if msg.shelf_id not in self.engine.shelves:
+            raise Rejected(f"{msg.shelf_id} is not a shelf of this store")
+        self.engine.on_product_seen(
+            inbound.device_id,
+            msg.shelf_id,
+            msg.plates,
+            msg.ts,
+            dict(msg.scores),
+            msg.session_token,
+        )
 
     def _on_cmd_ack(self, inbound: Inbound) -> None:
         msg = inbound.message
@@ -443,6 +472,7 @@ class Gateway:
         self.shoppers.payments.start()
         if self.hq is not None:
             self.hq.start()
+        self.downsync.start()  # fetches from HQ, when configured
 
     def health(self) -> dict[str, Any]:
         connected = self.link is not None and self.link.connected
@@ -460,6 +490,7 @@ class Gateway:
         return self.link.host, self.link.port
 
     def stop(self) -> None:
+        self.downsync.stop()
         self.shoppers.payments.stop()
         if self.link is not None:
             self.link.stop()
@@ -493,6 +524,7 @@ class Gateway:
                     self.liveness.check(self.engine.clock_ms())
                     self.ota.tick()
                     self.staff.tick()
+                    self.stock_report.report()
             except Exception:
                 # The dispatcher dead-letters handler errors; this is a bug in our own
                 # loop.  Keep serving the store, and keep the evidence in the log.

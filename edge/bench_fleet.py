@@ -19,7 +19,6 @@ import socket
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -31,9 +30,10 @@ from typing import Any
 import yaml
 
 from devices.credentials import hash_password
-from devices.protocol import DeviceType, Positions, TrackPosition, positions_topic
+from devices.protocol import DeviceType, TrackPosition
 from edge.store.repo import Store
-from firmware_sim.device import SimDevice, now_ms
+from firmware_sim.camera import CameraTracker
+from firmware_sim.device import SimDevice, Ticker, now_ms
 from firmware_sim.fridge import SimFridge
 from firmware_sim.gate import SimGate
 from firmware_sim.shelf import SimShelf
@@ -69,45 +69,33 @@ class FleetMix:
         return cls(shelves, plates, cameras, fridges, esls)
 
 
-class _Camera(SimDevice):
-    """A tracker publishing a few shopper floor positions at ``CAMERA_HZ``."""
+class _Camera(CameraTracker):
+    """A tracker publishing three shopper floor positions at ``CAMERA_HZ``."""
 
     def __init__(self, store_id: str, device_id: str, host: str, port: int) -> None:
-        super().__init__(
-            store_id,
-            device_id,
-            host,
-            port,
-            device_type=DeviceType.CAMERA,
-            heartbeat_s=HEARTBEAT_S["camera"],
-        )
-        self.sent = 0
-        self._stop_tracks = threading.Event()
-        self._thread = threading.Thread(target=self._run, name=f"{device_id}-tracks", daemon=True)
+        super().__init__(store_id, device_id, host, port)
+        self.heartbeat_s = HEARTBEAT_S["camera"]
+        self.settings["heartbeat_s"] = self.heartbeat_s
+        self._t = 0.0
+        self._ticker = Ticker(f"{device_id}-tracks", 1 / CAMERA_HZ, self._tick)
 
     def start(self, timeout: float = 10.0) -> None:
         super().start(timeout)
-        self._thread.start()
+        self._ticker.start()
 
     def stop(self) -> None:
-        self._stop_tracks.set()
-        self._thread.join(timeout=5)
+        self._ticker.stop()
         super().stop()
 
-    def _run(self) -> None:
-        topic = positions_topic(self.store_id, self.device_id)
-        t = 0.0
-        while not self._stop_tracks.wait(1 / CAMERA_HZ):
-            t += 1 / CAMERA_HZ
-            tracks = [
-                TrackPosition(track_id=f"t{k}", x=2.0 + k + 0.1 * t % 3, y=1.0 + 0.05 * t % 2)
-                for k in range(3)
-            ]
-            if self.connected:
-                self.publish(
-                    topic, Positions(seq=self.next_seq(), ts=now_ms(), positions=tracks), qos=0
-                )
-                self.sent += 1
+    def _tick(self) -> None:
+        self._t += 1 / CAMERA_HZ
+        if self.connected:
+            self.publish_positions(
+                [
+                    TrackPosition(track_id=f"t{k}", x=2.0 + k + self._t % 3, y=1.0 + self._t % 2)
+                    for k in range(3)
+                ]
+            )
 
 
 def _free_port() -> int:

@@ -17,6 +17,7 @@ from edge.commands.devices import devices_app
 from edge.commands.firmware import firmware_app
 from edge.commands.hq import hq_app
 from edge.commands.replay import replay_app
+from edge.commands.simfleet import sim_fleet_cmd
 from edge.commands.vision import bench_vision_cmd, bench_vision_ties_cmd, vision_app
 
 app = typer.Typer(
@@ -163,9 +164,18 @@ def bench_fleet_cmd(
     typer.echo(main_json(devices=devices, seconds=seconds, warmup_s=warmup, broker=broker))
 
 
-@app.command()
+sim_app = typer.Typer(invoke_without_command=True)  # `sim --broker ...` runs as before
+app.add_typer(sim_app, name="sim")
+sim_app.command("fleet")(sim_fleet_cmd)
+
+
+@sim_app.callback()
 def sim(
-    broker: Annotated[str, typer.Option(help="Broker URL, e.g. mqtt://127.0.0.1:1883.")],
+    ctx: typer.Context,
+    broker: Annotated[
+        str | None,
+        typer.Option(help="Broker URL, e.g. mqtt://127.0.0.1:1883 (needed without a sub-command)."),
+    ] = None,
     shoppers: Annotated[int | None, typer.Option(help="Stop after this many shoppers.")] = None,
     seed: Annotated[int, typer.Option(help="Seed of the store simulator.")] = 0,
     fault: Annotated[
@@ -196,7 +206,15 @@ def sim(
     impersonate=shelf-2@shelf-1 with impersonate_rate=1, seed=N;
     load cells: stuck=shelf-1:3, noisy=shelf-1:3:25 (sd, g),
     drift=shelf-1:3:30 (g/min), saturate=shelf-1:3.
+
+    'storeedge sim fleet --stores N' instead runs N light simulated gateways
+    against one HQ and reports the events per second HQ ingests.
     """
+    if ctx.invoked_subcommand is not None:
+        return
+    if broker is None:
+        typer.echo("error: --broker URL is required (or a sub-command, e.g. 'fleet')", err=True)
+        raise typer.Exit(code=2)
     import json  # noqa: PLC0415
 
     from devices.layout import load_planogram  # noqa: PLC0415

@@ -112,6 +112,19 @@ class InferenceConfig(_Strict):
     shelf_prior: float = Field(
         default=0.02, ge=0, le=1, description="prior of other products on the same shelf"
     )
+    vision_weight: float = Field(
+        default=1.0,
+        ge=0,
+        le=1,
+        description="how far a product camera's scores re-weight the hypotheses (0: ignored)",
+    )
+    vision_hold_ms: int = Field(
+        default=1500,
+        ge=0,
+        le=10_000,
+        description="an unclear event waits this long for a product camera's view "
+        "(only while cameras report)",
+    )
 
 
 class AssociationConfig(_Strict):

@@ -274,6 +274,8 @@ def _run(
         exit_gate=gates["exit"],
         seed=seed,
         esls=[esl.device_id for esl in config.esls],
+        # the cold-chain units, kept 4 degrees under their limit
+        fridges={u.device_id: u.max_c - 4.0 for u in config.cold_chain.units},
         checkin=_ShopperPhones(api.url).checkin if config.shoppers.verify_checkin else None,
     )
     sim.start()

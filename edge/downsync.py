@@ -205,7 +205,8 @@ class DownSync:
 
     def versions(self) -> dict[str, str]:
         """What runs, for the heartbeat."""
-        return {kind: str(version) for kind, version in sorted(self.active.items())}
+        active = dict(self.active)  # one C-level copy: the fetcher thread writes it
+        return {kind: str(version) for kind, version in sorted(active.items())}
 
     # ------------------------------------------------------------------ the Applier
 

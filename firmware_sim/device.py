@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import paho.mqtt.client as mqtt
@@ -56,6 +57,37 @@ MIN_HEARTBEAT_S = 0.5
 def now_ms() -> int:
     """Wall-clock time in milliseconds, as carried in every device message's ``ts``."""
     return int(time.time() * 1000)
+
+
+class Ticker:
+    """A daemon thread calling ``tick()`` every ``period_s`` seconds until stopped.
+
+    An exception in ``tick`` is logged and the next tick still comes: a simulated
+    sensor keeps sampling through a failed publish.
+    """
+
+    def __init__(self, name: str, period_s: float, tick: Callable[[], None]) -> None:
+        self.name, self.period_s, self._tick = name, period_s, tick
+        self._halt = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self._halt.clear()
+        self._thread = threading.Thread(target=self._run, name=self.name, daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self._halt.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            self._thread = None
+
+    def _run(self) -> None:
+        while not self._halt.wait(self.period_s):
+            try:
+                self._tick()
+            except Exception:
+                logger.exception("%s: tick failed", self.name)
 
 
 class SimDevice:

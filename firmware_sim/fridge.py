@@ -12,7 +12,7 @@ import random
 import threading
 
 from devices.protocol import DeviceType, Heartbeat, Temperature, temperature_topic
-from firmware_sim.device import SimDevice, now_ms
+from firmware_sim.device import SimDevice, Ticker, now_ms
 
 logger = logging.getLogger(__name__)
 
@@ -62,8 +62,7 @@ class SimFridge(SimDevice):
         self.readings_sent = 0
         self._rng = rng or random.Random()
         self._model_lock = threading.Lock()
-        self._stop_readings = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._ticker = Ticker(f"fridge-{device_id}", period_s, self._read_and_publish)
 
     # ------------------------------------------------------------------ the cabinet
 
@@ -71,6 +70,11 @@ class SimFridge(SimDevice):
         """A cold-chain fault: the unit warms toward the room until repaired."""
         with self._model_lock:
             self.compressor_ok = not failed
+
+    def set_temperature(self, celsius: float) -> None:
+        """Put the cabinet at ``celsius`` now (a test or a demo skipping the slow warm-up)."""
+        with self._model_lock:
+            self.celsius = celsius
 
     def set_door(self, open_: bool) -> None:
         with self._model_lock:
@@ -105,27 +109,14 @@ class SimFridge(SimDevice):
 
     def start(self, timeout: float = 10.0) -> None:
         super().start(timeout)
-        self._stop_readings.clear()
-        self._thread = threading.Thread(
-            target=self._readings, name=f"fridge-{self.device_id}", daemon=True
-        )
-        self._thread.start()
+        self._ticker.start()
 
     def stop(self) -> None:
-        self._stop_readings.set()
-        if self._thread is not None:
-            self._thread.join(timeout=5.0)
-            self._thread = None
+        self._ticker.stop()
         super().stop()
 
-    def _readings(self) -> None:
-        topic = temperature_topic(self.store_id, self.device_id)
-        while not self._stop_readings.wait(self.period_s):
-            self.advance(self.period_s)
-            if not self.connected:
-                continue
-            try:
-                self.publish(topic, self.reading())
-                self.readings_sent += 1
-            except Exception:
-                logger.exception("fridge %s: cannot publish a reading", self.device_id)
+    def _read_and_publish(self) -> None:
+        self.advance(self.period_s)
+        if self.connected:
+            self.publish(temperature_topic(self.store_id, self.device_id), self.reading())
+            self.readings_sent += 1

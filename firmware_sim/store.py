@@ -19,6 +19,7 @@ from devices.layout import Planogram
 from firmware_sim.device import SimDevice
 from firmware_sim.esl import SimEsl
 from firmware_sim.faults import FaultConfig, FaultInjector
+from firmware_sim.fridge import SimFridge
 from firmware_sim.gate import SimGate
 from firmware_sim.shelf import SimShelf
 from firmware_sim.shopper import Action, PlateKey, plan_shopper
@@ -67,6 +68,7 @@ class StoreSimulator:
         credentials: Mapping[str, tuple[str, str]] | None = None,
         restock_below: int | None = None,
         esls: Sequence[str] = (),
+        fridges: Mapping[str, float] | None = None,
         faults: FaultConfig | None = None,
         checkin: Callable[[str], str] | None = None,
     ) -> None:
@@ -75,6 +77,7 @@ class StoreSimulator:
         ``restock_below``: if set, :meth:`run` refills (between shoppers, with nobody
         in the store) every plate whose stock fell below it to its planogram stock.
         ``esls``: ids of electronic shelf labels (blank until the gateway sets them).
+        ``fridges``: temperature sensors of cooled units, id -> set point in Celsius.
         ``faults``: what goes wrong (:mod:`firmware_sim.faults`), from :meth:`start` on;
         a fault for a device that is not here is a ValueError now.
         ``checkin``: turns a shopper's name into the token their app shows at the entry
@@ -135,6 +138,19 @@ class StoreSimulator:
         for esl_id in esls:
             user, pw = login(esl_id)
             self.esls[esl_id] = SimEsl(store_id, esl_id, host, port, username=user, password=pw)
+        self.fridges: dict[str, SimFridge] = {}
+        for fridge_id, setpoint in (fridges or {}).items():
+            user, pw = login(fridge_id)
+            self.fridges[fridge_id] = SimFridge(
+                store_id,
+                fridge_id,
+                host,
+                port,
+                setpoint_c=setpoint,
+                rng=random.Random(self._rng.getrandbits(64)),
+                username=user,
+                password=pw,
+            )
         self.faults = FaultInjector(faults or FaultConfig(), self.devices)
         self.checkin = checkin
 
@@ -142,7 +158,13 @@ class StoreSimulator:
 
     @property
     def devices(self) -> list[SimDevice]:
-        return [*self.shelves.values(), self.entry_gate, self.exit_gate, *self.esls.values()]
+        return [
+            *self.shelves.values(),
+            self.entry_gate,
+            self.exit_gate,
+            *self.esls.values(),
+            *self.fridges.values(),
+        ]
 
     def start(self, timeout: float = 10.0) -> None:
         """Connect every device (each blocks until connected); all or nothing."""

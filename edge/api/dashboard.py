@@ -156,8 +156,10 @@ def _unit_view(store: Store, cfg: Any, device_id: str) -> dict[str, Any]:
 # ---------------------------------------------------------------------- the store map
 
 _GONDOLA = re.compile(r"^(?P<gondola>.+?)-s(?P<shelf>\d+)$")
-MAP_GONDOLA_W = 420.0
-MAP_SHELF_H = 38.0
+#: The map's width; gondolas share it, at least MAP_GONDOLA_MIN_W each.
+MAP_W = 1240.0
+MAP_GONDOLA_MIN_W = 400.0
+MAP_SHELF_H = 44.0
 MAP_GAP = 14.0
 MAP_TITLE_H = 22.0
 MAP_COLUMNS = 3
@@ -190,6 +192,7 @@ def store_map(
     for shelf in planogram.shelves:
         groups.setdefault(gondola_of(shelf.device_id), []).append(shelf)
     columns = min(MAP_COLUMNS, len(groups)) or 1
+    gondola_w = max(MAP_GONDOLA_MIN_W, (MAP_W - (columns - 1) * MAP_GAP) / columns)
     row_heights: list[float] = []
     for index, shelves in enumerate(groups.values()):
         row = index // columns
@@ -200,13 +203,13 @@ def store_map(
     tops = [sum(row_heights[:r]) + r * MAP_GAP for r in range(len(row_heights))]
     out = []
     for index, (name, shelves) in enumerate(groups.items()):
-        x0 = (index % columns) * (MAP_GONDOLA_W + MAP_GAP)
+        x0 = (index % columns) * (gondola_w + MAP_GAP)
         y0 = tops[index // columns]
         rows = []
         for i, shelf in enumerate(shelves):
             y = y0 + MAP_TITLE_H + i * MAP_SHELF_H
             count = shelf.plate_count or 1
-            width = (MAP_GONDOLA_W - 70) / count
+            width = (gondola_w - 70) / count
             placed = {p.plate: p for p in shelf.plates}
             cells = []
             for plate in range(count):
@@ -237,14 +240,14 @@ def store_map(
                 )
             rows.append({"device_id": shelf.device_id, "x": x0, "y": round(y, 1), "cells": cells})
         out.append({"name": name, "x": x0, "y": y0, "shelves": rows})
-    width = columns * MAP_GONDOLA_W + (columns - 1) * MAP_GAP
+    width = columns * gondola_w + (columns - 1) * MAP_GAP
     height = (sum(row_heights) + MAP_GAP * max(0, len(row_heights) - 1)) if row_heights else 0
     return {
         "gondolas": out,
         "width": width,
         "height": height,
         "shelf_h": MAP_SHELF_H - 6,
-        "chars": max(3, int((MAP_GONDOLA_W - 70) / max(1, _max_plates(planogram)) / 6.5)),
+        "chars": max(3, int((gondola_w - 70) / max(1, _max_plates(planogram)) / 8.5)),
     }
 
 
@@ -254,7 +257,7 @@ def _max_plates(planogram: Planogram) -> int:
 
 # ---------------------------------------------------------------------- charts
 
-CHART_W, CHART_H, CHART_PAD = 640.0, 200.0, 28.0
+CHART_W, CHART_H, CHART_PAD = 1280.0, 240.0, 28.0
 
 
 def _scale(values: list[float], lo_pad: float = 0.05) -> tuple[float, float]:

@@ -9,13 +9,22 @@ import uvicorn
 from fastapi import FastAPI
 
 from edge.api.app import create_app
+from edge.api.staff import end_streams
 from edge.app import Gateway
 
 
 class ApiServer:
     def __init__(self, app: FastAPI, host: str, port: int) -> None:
         self.host, self.port = host, port
-        config = uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="off")
+        config = uvicorn.Config(
+            app,
+            host=host,
+            port=port,
+            log_level="warning",
+            lifespan="off",
+            timeout_graceful_shutdown=3,  # a backstop: event streams end on stop()
+        )
+        self._app = app
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._server.run, name="api", daemon=True)
 
@@ -32,8 +41,13 @@ class ApiServer:
             if time.monotonic() > deadline:
                 raise TimeoutError(f"API server did not start within {timeout} s")
             time.sleep(0.05)
+        if self.port == 0:  # the port the OS picked, so that `url` can be used
+            for server in getattr(self._server, "servers", []):
+                for sock in server.sockets:
+                    self.port = int(sock.getsockname()[1])
 
     def stop(self) -> None:
+        end_streams(self._app)  # the dashboard's open event streams would hold the exit
         self._server.should_exit = True
         self._thread.join(timeout=10)
 

@@ -13,7 +13,7 @@ import time
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response, StreamingResponse
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
@@ -144,7 +144,7 @@ async def _changes(request: Request, ctx: ApiContext) -> AsyncIterator[str]:
     yield _sse("hello", {"store_id": ctx.store_id})
     opened = last_tick = time.monotonic()
     while time.monotonic() - opened < STREAM_MAX_S:
-        if await request.is_disconnected():
+        if await request.is_disconnected() or getattr(request.app.state, "ending", False):
             return
 
         def poll(s: Store, cursor: int = cursor) -> tuple[set[str], int, int]:
@@ -161,6 +161,11 @@ async def _changes(request: Request, ctx: ApiContext) -> AsyncIterator[str]:
             last_tick = time.monotonic()
             yield _sse("tick", {"ts_ms": int(time.time() * 1000)})
         await asyncio.sleep(STREAM_POLL_S)
+
+
+def end_streams(app: FastAPI) -> None:
+    """The server is stopping: open streams end (within ``STREAM_POLL_S``)."""
+    app.state.ending = True
 
 
 @router.get(

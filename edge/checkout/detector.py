@@ -10,6 +10,7 @@ event, and a hand pressing on the plate (a transient) never settles.
 from __future__ import annotations
 
 import math
+import operator
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -110,7 +111,7 @@ class PlateDetector:
         end_ms = first_ts_ms + round(period_ms * (len(samples) - 1))
         if len(self._window) < self._window.maxlen:  # type: ignore[operator]
             return None
-        mean, sd = _mean_sd(self._window)
+        sd = _spread(self._window)
         cfg = self._cfg
         self._still = sd <= cfg.settle_sd_g
         if not self._still:
@@ -119,10 +120,12 @@ class PlateDetector:
             self._episode = True  # something moved: hold the baseline
             self._plateau_since = None
             if sd > 2 * cfg.settle_sd_g or (
-                self.baseline_g is not None and abs(mean - self.baseline_g) >= cfg.min_delta_g
+                self.baseline_g is not None
+                and abs(_level(self._window) - self.baseline_g) >= cfg.min_delta_g
             ):
                 self._disturbed = True
             return None
+        mean = _level(self._window)
         if self.baseline_g is None:
             self.baseline_g = mean
             return None
@@ -160,19 +163,24 @@ class PlateDetector:
         self._plateau_since = None
 
 
-def _mean_sd(values: deque[float]) -> tuple[float, float]:
-    """The window's level and spread.
-
-    The level is the median, not the mean: a window that just passed the settle
-    test may still hold a few samples of the hand coming or going, and those
-    must not pull the level (and so the reported change) towards the old one.
-    """
+def _spread(values: deque[float]) -> float:
+    """The window's standard deviation (sums in C: this runs for every plate and batch)."""
     n = len(values)
     mean = sum(values) / n
-    var = sum((v - mean) ** 2 for v in values) / n
+    var = sum(map(operator.mul, values, values)) / n - mean * mean
+    return math.sqrt(var) if var > 0 else 0.0
+
+
+def _level(values: deque[float]) -> float:
+    """The window's level: the median, not the mean.
+
+    A window that just passed the settle test may still hold a few samples of the
+    hand coming or going, and those must not pull the level (and so the reported
+    change) towards the old one.
+    """
+    n = len(values)
     ordered = sorted(values)
-    median = (ordered[(n - 1) // 2] + ordered[n // 2]) / 2
-    return median, math.sqrt(var)
+    return (ordered[(n - 1) // 2] + ordered[n // 2]) / 2
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,8 +4,9 @@ Runs on the gateway's single worker thread; all its state changes go through
 :class:`edge.store.repo.Store`.  For each shelf event it decides *who*
 (the shopper tracked nearest the changed plates, or the only shopper in the
 store when there are no positions) and *what* (product and quantity from the
-live planogram and the weights).  When either answer is unclear the event goes
-to the review queue with its candidates instead of silently into a cart.
+live planogram and the weights, and where a product camera saw the grab, its
+scores: see :mod:`edge.checkout.sightings`).  When either answer is unclear the
+event goes to the review queue with its candidates instead of silently into a cart.
 """
 
 from __future__ import annotations
@@ -22,9 +23,10 @@ from devices.layout import Planogram
 from devices.protocol import ReceiptLine, ReceiptMessage
 from edge.checkout.association import Associator, Attribution
 from edge.checkout.detector import ShelfDetector, ShelfEvent
-from edge.checkout.inference import READING_NOISE_G, Hypothesis, infer
+from edge.checkout.inference import READING_NOISE_G, Hypothesis, fuse_vision, infer
 from edge.checkout.live_planogram import LivePlanogram
 from edge.checkout.positions import PositionBook, distance
+from edge.checkout.sightings import Sighting, Sightings
 from edge.config import AssociationConfig, DetectorConfig, InferenceConfig
 from edge.store.repo import ReceiptRow, Store
 
@@ -47,6 +49,15 @@ class _PendingExit:
     token: str
     gate: str
     ts_ms: int
+    deadline_ms: int
+
+
+@dataclass(slots=True)
+class _Held:
+    """An unclear shelf event waiting (until ``deadline_ms``) for a product camera's view."""
+
+    event: ShelfEvent
+    token: str | None  # whom association named when it was held
     deadline_ms: int
 
 
@@ -97,6 +108,9 @@ class CheckoutEngine:
         self.associator = Associator(planogram, self.positions, self._association)
         self.open_sessions: set[str] = {s["token"] for s in store.open_sessions()}
         self._pending_exits: list[_PendingExit] = []
+        #: What product cameras saw (ProductSeen), and unclear events waiting for a view.
+        self.sightings = Sightings(detector_cfg.neighbour_plates)
+        self._held: list[_Held] = []
         #: Told every shelf event after the engine handled it (restock levels).
         self.shelf_listeners: list[Callable[[ShelfEvent], None]] = []
 
@@ -123,6 +137,29 @@ class CheckoutEngine:
         if token is not None and hand is not None:
             self.positions.add_hand(token, ts_ms, *hand)
 
+    def on_product_seen(
+        self,
+        camera: str,
+        shelf_id: str,
+        plates: list[int] | None,
+        ts_ms: int,
+        scores: dict[str, float],
+        token: str | None = None,
+    ) -> None:
+        """A product camera's view of a grab: kept for the shelf event it belongs to; an
+        event already waiting for it is decided now."""
+        where = tuple(plates) if plates else None
+        sighting = Sighting(camera, shelf_id, where, ts_ms, scores, token)
+        self.sightings.add(sighting, self.clock_ms())
+        for held in self._held:
+            if held.event.device_id == shelf_id and self.sightings.fits(
+                sighting, held.event, held.token
+            ):
+                self._held.remove(held)
+                self.sightings.stats.held_then_seen += 1
+                self._on_shelf_event(held.event, final=True)
+                break  # one view serves one event
+
     def reconfigure(
         self,
         detector_cfg: DetectorConfig,
@@ -144,15 +181,23 @@ class CheckoutEngine:
         self._inference = inference_cfg
         self._association = association_cfg
         self.live.reconfigure(inference_cfg, detector_cfg.neighbour_plates)
+        self.sightings.neighbour_plates = detector_cfg.neighbour_plates
         self.associator = Associator(self.planogram, self.positions, association_cfg)
 
     # ------------------------------------------------------------------ shelf events
 
-    def _on_shelf_event(self, event: ShelfEvent) -> None:
+    def _on_shelf_event(self, event: ShelfEvent, *, final: bool = False) -> None:
+        """Score and decide one shelf event; ``final``: decide now (no more waiting)."""
         who = self.associator.attribute(event, sorted(self.open_sessions))
         cart = self.store.cart(who.token) if event.delta_g > 0 and who.token else None
         candidates = self.live.candidates(event, cart)
         hypotheses = infer(event.delta_g, candidates, self._inference.max_quantity)
+        seen = self.sightings.take(event, who.token)
+        by_weight = hypotheses[0] if hypotheses else None
+        if seen is not None:
+            hypotheses = fuse_vision(hypotheses, seen.scores, self._inference.vision_weight)
+        elif not final and self._hold_for_view(event, who.token, hypotheses):
+            return
         body: dict[str, Any] = {
             "plates": list(event.plates),
             "delta_g": round(event.delta_g, 1),
@@ -162,6 +207,8 @@ class CheckoutEngine:
             "shoppers": who.shoppers[:5],
         }
         best = hypotheses[0] if hypotheses else None
+        if seen is not None:
+            body["vision"] = self._vision_json(seen, by_weight, best)
         lightest = min(
             (
                 p.unit_weight_g
@@ -221,6 +268,50 @@ class CheckoutEngine:
         self.latencies.pick_to_cart(self.clock_ms() - event.settled_ms)
         if not taken:
             self._learn_place(event, best.barcode)
+
+    def _hold_for_view(
+        self, event: ShelfEvent, token: str | None, hypotheses: list[Hypothesis]
+    ) -> bool:
+        """Hold an event that weight cannot decide while product cameras report: its
+        view may still be on the way.  A clear answer, or a store without product
+        cameras, never waits."""
+        hold = self._inference.vision_hold_ms
+        now = self.clock_ms()
+        if hold <= 0 or not hypotheses or not self.sightings.live(now):
+            return False
+        best = hypotheses[0]
+        if best.likelihood < MIN_LIKELIHOOD or best.confidence >= self._inference.min_confidence:
+            return False
+        self._held.append(_Held(event, token, now + hold))
+        self.sightings.stats.held += 1
+        return True
+
+    def _release_held(self) -> None:
+        """Events that waited long enough for a view are decided without one."""
+        now = self.clock_ms()
+        for held in [h for h in self._held if now >= h.deadline_ms]:
+            self._held.remove(held)
+            self._on_shelf_event(held.event, final=True)
+
+    def _vision_json(
+        self, seen: Sighting, by_weight: Hypothesis | None, best: Hypothesis | None
+    ) -> dict[str, Any]:
+        """What the event body records about the view that was fused in."""
+        changed = (
+            by_weight is not None
+            and best is not None
+            and (by_weight.barcode, by_weight.quantity) != (best.barcode, best.quantity)
+        )
+        self.sightings.stats.changed += changed
+        top = sorted(seen.scores.items(), key=lambda kv: -kv[1])[:3]
+        return {
+            "camera": seen.camera,
+            "seen_ms": seen.ts_ms,
+            "plates": list(seen.plates) if seen.plates else None,
+            "top": {b: round(p, 4) for b, p in top},
+            "weight_best": _hyp_json(by_weight) if by_weight is not None else None,
+            "changed": changed,
+        }
 
     def _split_between_hands(
         self, event: ShelfEvent, best: Hypothesis, who: Attribution, body: dict[str, Any]
@@ -293,6 +384,8 @@ class CheckoutEngine:
 
     def _busy_near(self, token: str) -> bool:
         """Is a plate the shopper was recently near still settling (a change not yet in)?"""
+        if any(h.token in (token, None) for h in self._held):
+            return True  # a change of theirs (or of nobody known) waits for a camera's view
         recent = self.positions.recent(token, self.clock_ms() - RECENT_POSITIONS_MS)
         reach = self._association.reach_m
         for device_id, shelf in self.shelves.items():
@@ -310,6 +403,8 @@ class CheckoutEngine:
 
     def poll(self) -> None:
         """Issue the receipts of shoppers who left, once no shelf near them is mid-change."""
+        if self._held:
+            self._release_held()
         if not self._pending_exits:
             return
         now = self.clock_ms()

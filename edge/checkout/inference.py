@@ -12,9 +12,11 @@ makes one unit likelier than several.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from devices.layout import Product
+from vision.product.fusion import fuse_scores
 
 #: Measurement noise of one settled reading difference, grams.
 READING_NOISE_G = 3.0
@@ -53,3 +55,23 @@ def infer(
     total = sum(s[3] for s in scored)
     scored.sort(key=lambda s: s[3], reverse=True)
     return [Hypothesis(b, q, lk, w / total) for b, q, lk, w in scored]
+
+
+def fuse_vision(
+    hypotheses: list[Hypothesis], scores: Mapping[str, float], weight: float = 1.0
+) -> list[Hypothesis]:
+    """``hypotheses`` re-weighted by a product camera's ``scores`` (best first).
+
+    :func:`vision.product.fusion.fuse_scores` does the fusion; a candidate the camera
+    did not list (it sends its top few) counts as scored like the lowest listed one.
+    Likelihoods stay those of the weight: a product that weighs wrong stays wrong.
+    """
+    if not hypotheses or not scores or weight <= 0:
+        return hypotheses
+    unlisted = min(scores.values())
+    seen = {h.barcode: scores.get(h.barcode, unlisted) for h in hypotheses}
+    fused = fuse_scores(
+        [(h.barcode, h.quantity, h.confidence) for h in hypotheses], seen, weight=weight
+    )
+    likelihood = {(h.barcode, h.quantity): h.likelihood for h in hypotheses}
+    return [Hypothesis(b, q, likelihood[(b, q)], c) for b, q, c in fused]

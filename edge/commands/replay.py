@@ -19,6 +19,22 @@ DEFAULT_AIFI = find_dataset() or Path("../shared/datasets/aifi-nanostore")
 SpeedOption = Annotated[
     str, typer.Option(help="fast: as fast as the CPU allows; realtime: at the store's pace.")
 ]
+VisionOption = Annotated[
+    bool,
+    typer.Option(
+        "--vision",
+        help="Add a simulated product camera: the true product of each grab rendered, "
+        "degraded and scored by the shipped classifier (an upper bound, not a field result).",
+    ),
+]
+
+
+def _camera(vision: bool) -> Any:
+    if not vision:
+        return None
+    from edge.replay.product_camera import ProductCamera  # noqa: PLC0415
+
+    return ProductCamera()
 
 
 def _print_replay(result: Any, as_json: bool, receipts_out: Path | None) -> None:
@@ -56,6 +72,7 @@ def replay_aifi(
     only: Annotated[
         list[str] | None, typer.Option(help="Replay only these datasets (repeatable).")
     ] = None,
+    vision: VisionOption = False,
 ) -> None:
     """Replay the real AiFi Nanostore's labelled cases through the gateway and score it."""
     from edge.replay.runner import replay  # noqa: PLC0415
@@ -69,7 +86,7 @@ def replay_aifi(
     selected = load_cases(cases or store / "ground_truth" / "dev.json")
     if only:
         selected = [c for c in selected if c.name in set(only)]
-    result = replay(selected, aifi, seed=seed, speed=speed)  # type: ignore[arg-type]
+    result = replay(selected, aifi, seed=seed, speed=speed, camera=_camera(vision))  # type: ignore[arg-type]
     _print_replay(result, json_output, receipts_out)
 
 
@@ -84,6 +101,7 @@ def replay_synthetic(
     receipts_out: Annotated[
         Path | None, typer.Option(help="Write the receipts the gateway issued here.")
     ] = None,
+    vision: VisionOption = False,
 ) -> None:
     """Harder cases than the labels hold, on the AiFi layout: up to 8 shoppers at once,
     simultaneous picks, equal weights side by side, hand-offs, long holds."""
@@ -94,5 +112,5 @@ def replay_synthetic(
     _setup_logging(False)
     aifi = load_store(store)
     generated = generate_cases(aifi.planogram, shoppers=shoppers, minutes=minutes, seed=seed)
-    result = replay(generated, aifi, seed=seed, speed=speed)  # type: ignore[arg-type]
+    result = replay(generated, aifi, seed=seed, speed=speed, camera=_camera(vision))  # type: ignore[arg-type]
     _print_replay(result, json_output, receipts_out)

@@ -12,9 +12,9 @@ from __future__ import annotations
 import tempfile
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from devices.protocol import ReceiptMessage
 from edge.app import Gateway
@@ -23,6 +23,9 @@ from firmware_sim.replay.score import score
 from firmware_sim.replay.store import ReplayStore
 from firmware_sim.replay.synth import Realism, synthesize
 from firmware_sim.scenario import Case
+
+if TYPE_CHECKING:
+    from edge.replay.product_camera import ProductCamera
 
 STORE_ID = "aifi-nanostore"
 TRACKER = "tracker-1"
@@ -66,6 +69,8 @@ class ReplayResult:
     pick_to_cart_ms: list[int] = field(default_factory=list)
     exit_to_receipt_ms: list[int] = field(default_factory=list)
     busy_s: float = 0.0  # time spent inside the gateway code
+    #: With a simulated product camera (``--vision``): what it saw and what the engine did.
+    vision: dict[str, int] | None = None
 
     def summary(self) -> dict[str, Any]:
         s = score([(c.dataset, c.truth, c.issued) for c in self.cases])
@@ -89,6 +94,7 @@ class ReplayResult:
                 {"dataset": pc["dataset"], "f1": round(pc["f1"], 4), "exact": pc["exact"]}
                 for pc in s.per_case
             ],
+            **({"vision": dict(self.vision)} if self.vision is not None else {}),
         }
 
     def receipts_out(self) -> dict[str, Any]:
@@ -114,12 +120,23 @@ def replay(
     realism: Realism | None = None,
     speed: Literal["fast", "realtime"] = "fast",
     overrides: dict[str, Any] | None = None,
+    camera: ProductCamera | None = None,
 ) -> ReplayResult:
+    """``camera``: also a simulated product camera (see :mod:`edge.replay.product_camera`)."""
     result = ReplayResult()
+    if camera is not None:
+        camera.reset()
+        result.vision = {}
+        overrides = {"trackers": [TRACKER, camera.device_id], **(overrides or {})}
     for index, case in enumerate(cases):
         result.cases.append(
-            _replay_case(index, case, store, seed, realism or Realism(), speed, overrides, result)
+            _replay_case(
+                index, case, store, seed, realism or Realism(), speed, overrides, result, camera
+            )
         )
+    if camera is not None and result.vision is not None:
+        stats = camera.stats
+        result.vision.update(grabs=stats.grabs, seen=stats.seen, top1_right=stats.top1_right)
     return result
 
 
@@ -132,6 +149,7 @@ def _replay_case(
     speed: Literal["fast", "realtime"],
     overrides: dict[str, Any] | None,
     result: ReplayResult,
+    camera: ProductCamera | None = None,
 ) -> CaseResult:
     base_ms = BASE_MS + index * 3_600_000
     if speed == "realtime":
@@ -145,6 +163,13 @@ def _replay_case(
         base_ms=base_ms,
         tracker=TRACKER,
     )
+    messages = syn.messages
+    if camera is not None:
+        from edge.replay.product_camera import merge  # noqa: PLC0415
+
+        names = {p.barcode: p.name for p in store.planogram.products}
+        seen = camera.messages(case, syn, STORE_ID, base_ms, names, seed * 1000 + index)
+        messages = merge(messages, seen)
     now = [base_ms]
 
     def clock() -> int:
@@ -160,7 +185,7 @@ def _replay_case(
         gateway.add_receipt_listener(receipts.append)
         dispatch, engine = gateway.dispatcher.dispatch, gateway.engine
         busy = 0.0
-        for msg in syn.messages:
+        for msg in messages:
             now[0] = base_ms + msg.t_ms
             if speed == "realtime":
                 delay = (base_ms + msg.t_ms) / 1000 - time.time()
@@ -178,6 +203,9 @@ def _replay_case(
         result.busy_s += busy
         result.pick_to_cart_ms.extend(engine.latencies.pick_to_cart_ms)
         result.exit_to_receipt_ms.extend(engine.latencies.exit_to_receipt_ms)
+        if result.vision is not None:
+            for key, value in asdict(engine.sightings.stats).items():
+                result.vision[key] = result.vision.get(key, 0) + value
         reviews = gateway.store.review_count()
         weight_events = (
             reviews

@@ -20,9 +20,13 @@ import re
 from collections import deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from devices.layout import Planogram
 from edge.config import GuidanceConfig
+
+if TYPE_CHECKING:
+    from firmware_sim.aifi.layout import AifiStore
 
 XY = tuple[float, float]
 Rect = tuple[float, float, float, float]  # xmin, ymin, xmax, ymax
@@ -168,8 +172,8 @@ class FloorPlan:
         for key, (xy, z) in places.items():
             wanted = (stands or {}).get(key) or self._default_stand.get(key)
             cell = self._nearest_free(self._grid.cell_of(wanted or xy), self._reachable)
-            stand = wanted if wanted is not None and cell in self._reachable else None
-            stand = stand or self._grid.xy(cell)
+            on_floor = wanted is not None and self._grid.cell_of(wanted) == cell
+            stand = wanted if wanted is not None and on_floor else self._grid.xy(cell)
             gondola, level = shelf_names(key[0])
             side = _heading(stand[0] - xy[0], stand[1] - xy[1])
             self.spots[key] = Spot(key[0], key[1], gondola, level, xy[0], xy[1], z, stand, side)
@@ -257,6 +261,10 @@ class FloorPlan:
                     seen.add(n)
                     queue.append(n)
         return seen
+
+    def walkable(self, xy: XY) -> bool:
+        """Is this floor point free of shelves (on the grid)?"""
+        return self._grid.free(self._grid.cell_of(xy))
 
     # ------------------------------------------------------------------ lookups
 
@@ -352,32 +360,114 @@ class FloorPlan:
         return steps or ["you are there"]
 
 
+def aifi_floor_plan(aifi: AifiStore, cfg: GuidanceConfig | None = None) -> FloorPlan:
+    """The AiFi Nanostore's floor: its gondolas, stand points and entrance."""
+    return FloorPlan(
+        aifi.planogram,
+        cfg or GuidanceConfig(),
+        entrance=aifi.entrance_xy,
+        obstacles=list(aifi.gondola_rects.values()),
+        stands=dict(aifi.stand_positions),
+    )
+
+
 def route_length(matrix: Sequence[Sequence[float]], order: Sequence[int]) -> float:
     """Length of 0 -> order... -> last node of ``matrix``."""
     path = [0, *order, len(matrix) - 1]
     return sum(matrix[a][b] for a, b in itertools.pairwise(path))
 
 
+#: Up to this many stops the walk is exact (Held-Karp); above, nearest neighbour + 2-opt.
+EXACT_STOPS = 9
+
+
 def plan_order(matrix: Sequence[Sequence[float]]) -> list[int]:
-    """Visit order of nodes 1..n-2 from node 0 to node n-1: nearest neighbour + 2-opt."""
-    inner = list(range(1, len(matrix) - 1))
+    """Visit order of nodes 1..n-2 from node 0 to node n-1.
+
+    A short list is solved exactly (dynamic programming over subsets); a longer one
+    starts from nearest neighbour and is improved by 2-opt and by moving single
+    stops (or-opt) until neither helps.
+    """
+    if len(matrix) - 2 <= EXACT_STOPS:
+        order = _exact_order(matrix)
+    else:
+        order = nearest_neighbour_order(matrix)
+        improved = True
+        while improved:
+            order = two_opt(matrix, order)
+            order, improved = _relocate_one(matrix, order)
+    backwards = order[::-1]  # a round trip is as long either way: start with the nearer
+    nearer_first = bool(order) and matrix[0][backwards[0]] < matrix[0][order[0]] - 1e-9
+    if nearer_first and route_length(matrix, backwards) <= route_length(matrix, order) + 1e-9:
+        return backwards
+    return order
+
+
+def nearest_neighbour_order(matrix: Sequence[Sequence[float]]) -> list[int]:
     order: list[int] = []
     here = 0
-    left = set(inner)
+    left = set(range(1, len(matrix) - 1))
     while left:
         here = min(left, key=lambda j: (matrix[here][j], j))
         order.append(here)
         left.discard(here)
+    return order
+
+
+def two_opt(matrix: Sequence[Sequence[float]], order: list[int]) -> list[int]:
+    """Reverse stretches of the walk while that shortens it (distances are symmetric)."""
+    path = [0, *order, len(matrix) - 1]
     improved = True
     while improved:
         improved = False
-        path = [0, *order, len(matrix) - 1]
         for i in range(1, len(path) - 2):
             for j in range(i + 1, len(path) - 1):
                 a, b, c, d = path[i - 1], path[i], path[j], path[j + 1]
-                # grid distances are symmetric: reversing path[i..j] changes two joins
                 if matrix[a][c] + matrix[b][d] < matrix[a][b] + matrix[c][d] - 1e-9:
                     path[i : j + 1] = reversed(path[i : j + 1])
                     improved = True
-        order = path[1:-1]
-    return order
+    return path[1:-1]
+
+
+def _relocate_one(matrix: Sequence[Sequence[float]], order: list[int]) -> tuple[list[int], bool]:
+    best = route_length(matrix, order)
+    for i in range(len(order)):
+        rest = order[:i] + order[i + 1 :]
+        for j in range(len(rest) + 1):
+            candidate = [*rest[:j], order[i], *rest[j:]]
+            if route_length(matrix, candidate) < best - 1e-9:
+                return candidate, True
+    return order, False
+
+
+def _exact_order(matrix: Sequence[Sequence[float]]) -> list[int]:
+    stops = len(matrix) - 2
+    end = len(matrix) - 1
+    if stops <= 0:
+        return []
+    # cost[(mask, last)]: shortest walk from 0 through the stops in mask, ending at last
+    cost: dict[tuple[int, int], tuple[float, int]] = {
+        (1 << k, k): (matrix[0][k + 1], -1) for k in range(stops)
+    }
+    for mask in range(1, 1 << stops):
+        for last in range(stops):
+            here = cost.get((mask, last))
+            if here is None:
+                continue
+            for nxt in range(stops):
+                if mask & (1 << nxt):
+                    continue
+                key = (mask | (1 << nxt), nxt)
+                value = here[0] + matrix[last + 1][nxt + 1]
+                if key not in cost or value < cost[key][0] - 1e-12:
+                    cost[key] = (value, last)
+    full = (1 << stops) - 1
+    last = min(range(stops), key=lambda k: (cost[(full, k)][0] + matrix[k + 1][end], k))
+    order = []
+    mask = full
+    while last != -1:
+        order.append(last + 1)
+        previous = cost[(mask, last)][1]
+        mask &= ~(1 << last)
+        last = previous
+    return order[::-1]

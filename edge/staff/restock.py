@@ -9,6 +9,10 @@ learned from the first settled weight and the planogram's stock, or set by a
 staff count.  Tares and levels are kept in ``lane_stock``, so a restart
 continues where it was.
 
+When a plate's calibration changes (or it was under calibration), the units the
+lane held before stay, and its tare is learned again from the new level: the
+weights changed units, not the stock (a staff count corrects it if need be).
+
 Hysteresis: the alert is raised when the lane holds ``restock_at`` units or
 fewer, and resolves only once it holds ``refilled_at`` (``restock_at`` plus
 ``restock.refill_units``), so a lane hovering at its threshold raises one alert.
@@ -48,6 +52,8 @@ class Lane:
     level_g: float | None = None
     units: int | None = None
     alerting: bool = False
+    #: The plates' calibrations the tare was learned under (None: not looked at yet).
+    calibrations: tuple[object, ...] | None = None
 
     @property
     def key(self) -> tuple[str, str]:
@@ -127,12 +133,14 @@ class RestockMonitor:
         alerter: Alerter,
         shelves: Mapping[str, ShelfDetector],
         clock_ms: Callable[[], int],
+        calibration: Callable[[str, int], object] = lambda _device, _plate: None,
     ) -> None:
         self._cfg = cfg
         self._store = store
         self._alerter = alerter
         self._shelves = shelves
         self._clock_ms = clock_ms
+        self._calibration = calibration
         self.lanes = {lane.key: lane for lane in plan_lanes(planogram, cfg)} if cfg.enabled else {}
         self._by_plate = {
             (lane.device_id, plate): lane for lane in self.lanes.values() for plate in lane.plates
@@ -202,8 +210,11 @@ class RestockMonitor:
             if plate >= len(shelf.plates):
                 return None
             detector = shelf.plates[plate]
-            if detector.muted or detector.baseline_g is None:
-                return None  # not settled yet, or under calibration
+            if detector.muted:
+                lane.calibrations = ()  # under calibration: learn the tare again after
+                return None
+            if detector.baseline_g is None:
+                return None  # not settled yet
             total += detector.baseline_g
         return total
 
@@ -212,6 +223,14 @@ class RestockMonitor:
         if level is None:
             return
         changed = False
+        calibrations = tuple(self._calibration(lane.device_id, p) for p in lane.plates)
+        if lane.calibrations is None:
+            lane.calibrations = calibrations  # what the stored tare was learned under
+        if calibrations != lane.calibrations:
+            lane.calibrations = calibrations
+            if lane.tare_g is not None and lane.units is not None:
+                lane.tare_g = level - lane.units * lane.unit_weight_g  # same units, new scale
+                changed = True
         if lane.tare_g is None:
             lane.tare_g = level - lane.planned_units * lane.unit_weight_g
             changed = True

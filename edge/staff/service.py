@@ -33,13 +33,21 @@ class StaffService:
         engine: CheckoutEngine,
         call: Callable[[Callable[[], Any]], Any],
         message_counts: Callable[[], Mapping[str, int]],
+        calibration: Callable[[str, int], object] = lambda _device, _plate: None,
     ) -> None:
+        """``calibration``: a plate's current calibration factors (compared, not used)."""
         self.planogram = planogram
         self.cold_chain: ColdChainConfig = config.cold_chain
         self.metrics = GatewayMetrics()
         self.trace = WeightTrace(config.dashboard.trace_s)
         self.restock = RestockMonitor(
-            planogram, config.restock, store, alerter, engine.shelves, engine.clock_ms
+            planogram,
+            config.restock,
+            store,
+            alerter,
+            engine.shelves,
+            engine.clock_ms,
+            calibration,
         )
         self.cold = ColdChainMonitor(config.cold_chain, store, alerter)
         engine.shelf_listeners.append(self.restock.on_shelf_event)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import logging
+import sqlite3
 import time
 from collections.abc import Sequence
 from typing import Any, Literal
@@ -40,6 +41,13 @@ TELEMETRY_KINDS = frozenset({"telemetry", "heartbeat", "temperature"})
 # Eviction order; money is absent on purpose.
 _EVICTION_ORDER: tuple[OutboxClass, ...] = ("telemetry", "state")
 _CHUNK = 500
+#: Tries of the sender's writes while the gateway's writer keeps the database busy.
+_BUSY_TRIES = 6
+
+
+def _busy(exc: sqlite3.OperationalError) -> bool:
+    text = str(exc).lower()
+    return "locked" in text or "busy" in text
 
 
 def class_of(kind: str) -> OutboxClass:
@@ -202,7 +210,22 @@ class Outbox(StoreBase):
         return out
 
     def outbox_mark_sent(self, event_ids: Sequence[str], sent_ms: int) -> int:
-        """Mark the rows HQ acknowledged; returns how many were unsent until now."""
+        """Mark the rows HQ acknowledged; returns how many were unsent until now.
+
+        The sender's connection waits for the gateway's writer; a writer that keeps
+        the database busy past the busy timeout makes it try again a few times (rows
+        left unmarked would only be sent again, and HQ drops them as duplicates)."""
+        for attempt in range(_BUSY_TRIES):
+            try:
+                return self._mark_sent(event_ids, sent_ms)
+            except sqlite3.OperationalError as exc:
+                if not _busy(exc) or attempt == _BUSY_TRIES - 1:
+                    raise
+                log.info("outbox: database busy, marking %d rows sent again", len(event_ids))
+                time.sleep(0.05 * 2**attempt)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _mark_sent(self, event_ids: Sequence[str], sent_ms: int) -> int:
         marked = 0
         with self.transaction():
             for start in range(0, len(event_ids), _CHUNK):
@@ -223,7 +246,18 @@ class Outbox(StoreBase):
 
     def outbox_maintain(self, keep_sent_ms: int, now_ms: int | None = None) -> int:
         """Drop sent rows older than ``keep_sent_ms`` and enforce the budget; returns
-        the rows dropped as sent."""
+        the rows dropped as sent.  Housekeeping: while the gateway's writer keeps the
+        database busy it is put off to the next round (the writer enforces the budget
+        on every row it adds anyway)."""
+        try:
+            return self._maintain(keep_sent_ms, now_ms)
+        except sqlite3.OperationalError as exc:
+            if not _busy(exc):
+                raise
+            log.info("outbox: database busy, maintenance put off")
+            return 0
+
+    def _maintain(self, keep_sent_ms: int, now_ms: int | None) -> int:
         now_ms = _now_ms() if now_ms is None else now_ms
         with self.transaction():
             conn = self.db.conn

@@ -9,6 +9,8 @@ from devices.layout import Planogram
 from edge.config import RestockConfig
 from edge.staff.restock import RESTOCK, plan_lanes
 from tests.edge.helpers import Bench
+from tests.edge.test_calibration_flow import RawBench, _calibrate
+from tests.edge.test_engine import B
 
 COLA, RICE, GUM, AIR = "100", "200", "300", "400"
 COLA_G = 350.0
@@ -159,3 +161,19 @@ def test_a_staff_count_resets_the_estimate(bench):
     with pytest.raises(LookupError):
         bench.gw.staff.count_lane("shelf-1", GUM, 1, "ann")
     assert bench.store.events(kind="stock_counted")[0]["body"]["units"] == 2
+
+
+def test_a_calibrated_plate_keeps_its_units_and_counts_on_in_grams(tmp_path):
+    bench = RawBench(tmp_path)  # bread reads raw = 700 + 2.5 g until calibrated
+    bench.tick(1)
+    bench.gw.staff.tick()
+    assert _lane(bench, B)["units"] == 5  # learned in raw units: 5 loaves of planogram
+    assert _lane(bench, B)["tare_g"] == pytest.approx(3200 - 5 * 600, abs=10)
+    _calibrate(bench)  # ends with five loaves back on the plate, now weighed in grams
+    bench.gw.staff.tick()
+    assert _lane(bench, B)["units"] == 5
+    assert _lane(bench, B)["tare_g"] == pytest.approx(0, abs=10)  # grams now, not raw
+    bench.set_load(2400.0)  # a loaf taken
+    assert _lane(bench, B)["units"] == 4
+    assert _restock_alerts(bench) == []
+    bench.store.close()

@@ -25,6 +25,9 @@ def gateway_config(store_id: str, broker_url: str, db: Path, **mqtt: Any) -> Gat
         "STOREEDGE_MQTT__BROKER": broker_url,
         "STOREEDGE_MQTT__CLIENT_ID": f"gw-{store_id}",
         "STOREEDGE_DATABASE__PATH": str(db),
+        # simulated shoppers show plain tokens (tests/integration/test_shopper_app.py
+        # checks in with signed ones)
+        "STOREEDGE_SHOPPERS__VERIFY_CHECKIN": "false",
     }
     env.update({f"STOREEDGE_MQTT__{k.upper()}": str(v) for k, v in mqtt.items()})
     return load_config(default_config_path(), env=env)

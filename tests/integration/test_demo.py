@@ -42,6 +42,9 @@ def test_demo_json_every_receipt_matches_the_ground_truth(tmp_path):
     assert summary["transactions"] == summary["receipts"]
     assert summary["hq_transactions"] == summary["transactions"]
     assert summary["outbox_unsent"] == 0
+    assert summary["charged"] == summary["receipts"] - sum(
+        1 for r in receipts if r["total_minor"] == 0
+    )  # every receipt above zero was charged to the shopper's card, once
     for r in receipts:
         assert r["total_minor"] == sum(ln["line_total_minor"] for ln in r["lines"])
         assert isinstance(r["total_minor"], int)
@@ -80,7 +83,11 @@ def test_demo_serves_the_api_and_stops_cleanly_on_sigterm(tmp_path):
         deadline = time.monotonic() + 20
         while devices["total"] < 5 and time.monotonic() < deadline:
             time.sleep(0.3)
-            with urllib.request.urlopen(f"{started['api']}/api/v1/devices", timeout=2) as resp:
+            request = urllib.request.Request(
+                f"{started['api']}/api/v1/devices",
+                headers={"Authorization": f"Bearer {started['staff_token']}"},
+            )
+            with urllib.request.urlopen(request, timeout=2) as resp:
                 devices = json.load(resp)
         assert {d["device_id"] for d in devices["items"]} >= {"shelf-1", "gate-exit"}
         with urllib.request.urlopen(f"{started['api']}/", timeout=2) as resp:

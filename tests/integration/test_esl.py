@@ -77,7 +77,8 @@ def test_a_price_change_reaches_both_labels_and_the_next_receipt(mosquitto, labe
         seed=5,
     )
     api = TestClient(
-        create_app(cfg.database.path, store_id=cfg.store_id, actions=gw, staff_token=TOKEN)
+        create_app(cfg.database.path, store_id=cfg.store_id, actions=gw, staff_token=TOKEN),
+        headers={"Authorization": f"Bearer {TOKEN}"},  # the staff's reads too
     )
     store = Store.open(cfg.database.path, readonly=True)
     for label in labels.values():

@@ -95,7 +95,7 @@ class Rig:
         return str(resp.json()["rollout_id"])
 
     def status(self, rollout_id: str) -> dict[str, Any]:
-        resp = self.api.get(f"/api/v1/ota/rollouts/{rollout_id}")
+        resp = self.api.get(f"/api/v1/ota/rollouts/{rollout_id}", headers=STAFF)
         assert resp.status_code == 200, resp.text
         return dict(resp.json())
 
@@ -161,7 +161,7 @@ def test_a_canary_that_fails_health_rolls_back_and_the_rollout_stops(rig):
     )
     assert "no heartbeat" in entry["detail"]
     assert (exit_["device_id"], exit_["state"]) == ("gate-exit", "pending")
-    listed = rig.api.get("/api/v1/ota/rollouts").json()["items"]
+    listed = rig.api.get("/api/v1/ota/rollouts", headers=STAFF).json()["items"]
     assert listed[0]["reason"] == status["reason"]
 
     # The canary is back on its old slot, running the old firmware; the rest never saw it.

@@ -141,18 +141,22 @@ def test_a_stuck_plate_raises_one_maintenance_alert(mosquitto, gateway, simulato
     try:
         shelf.inject(1, "stuck")
         wait_for(lambda: listener.states() == [("open", "shelf-2", 1)], what="the alert")
-        [alert] = client.get("/api/v1/alerts", params={"kind": "maintenance"}).json()["items"]
+        alerts = client.get("/api/v1/alerts", params={"kind": "maintenance"}, headers=STAFF)
+        [alert] = alerts.json()["items"]
         assert (alert["device_id"], alert["plate"], alert["state"]) == ("shelf-2", 1, "open")
         assert alert["detail"]["conditions"] == ["stuck"]
         # Many more checks of the still-stuck plate: no second alert.
         sent = shelf.batches_sent
         wait_for(lambda: shelf.batches_sent >= sent + 25, what="5 s more of batches")
-        assert client.get("/api/v1/alerts").json()["total"] == 1
+        assert client.get("/api/v1/alerts", headers=STAFF).json()["total"] == 1
         ack = client.post(f"/api/v1/alerts/{alert['alert_id']}/ack", headers=STAFF)
         assert ack.status_code == 200, ack.text
         shelf.clear_faults(1)
         wait_for(
-            lambda: client.get("/api/v1/alerts").json()["items"][0]["state"] == "resolved",
+            lambda: (
+                client.get("/api/v1/alerts", headers=STAFF).json()["items"][0]["state"]
+                == "resolved"
+            ),
             what="the alert to resolve",
         )
         wait_for(lambda: len(listener.states()) == 3, what="the resolved message")

@@ -16,6 +16,12 @@
   document.querySelectorAll("[data-panel]").forEach((el) => panels.set(el.dataset.panel, el));
   const state = { shelf: sessionStorage.getItem("storeedge.shelf"), stream: null, ticks: 0 };
   const loading = new Map(); // panel -> "busy" | "again"
+  const held = new Set(); // panels not redrawn while someone is filling in a field there
+
+  function editing(el) {
+    const active = document.activeElement;
+    return Boolean(active && el.contains(active) && active.matches("select, input, textarea"));
+  }
 
   function setToken(token) {
     const secure = location.protocol === "https:" ? "; Secure" : "";
@@ -37,6 +43,7 @@
     board.hidden = true;
     logout.hidden = true;
     login.hidden = false;
+    document.getElementById("signin-hint").hidden = false;
     live.textContent = "offline";
     live.className = "live off";
     document.getElementById("login-error").textContent = message || "";
@@ -46,6 +53,7 @@
   async function load(name) {
     const el = panels.get(name);
     if (!el) return;
+    if (editing(el)) { held.add(name); return; }
     if (loading.get(name)) { loading.set(name, "again"); return; }
     loading.set(name, "busy");
     try {
@@ -105,6 +113,7 @@
       return;
     }
     login.hidden = true;
+    document.getElementById("signin-hint").hidden = true;
     board.hidden = false;
     logout.hidden = false;
     loadAll();
@@ -163,6 +172,15 @@
       const quantity = event.target.selectedOptions[0].dataset.quantity;
       if (quantity) event.target.form.elements.quantity.value = quantity;
     }
+  });
+
+  // A panel held while a field had the focus is redrawn once the focus has left it.
+  document.addEventListener("focusout", () => {
+    setTimeout(() => {
+      for (const name of [...held]) {
+        if (!editing(panels.get(name))) { held.delete(name); load(name); }
+      }
+    }, 500);
   });
 
   document.addEventListener("submit", async (event) => {
