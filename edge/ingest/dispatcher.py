@@ -70,10 +70,9 @@ class Dispatcher:
             self.seq.restart(inbound.device_id)
         # A state message may be the last will, whose seq was fixed when the device
         # connected, long before its latest seq; and applying a state twice is harmless.
-        if (
-            inbound.kind is not MessageKind.STATE
-            and self.seq.check(inbound.device_id, msg.seq, msg.ts) is SeqVerdict.DUPLICATE
-        ):
+        # Its seq is still recorded, so that it does not count as a gap.
+        verdict = self.seq.check(inbound.device_id, msg.seq, msg.ts)
+        if verdict is SeqVerdict.DUPLICATE and inbound.kind is not MessageKind.STATE:
             self.counts["duplicates"] += 1
             return False
         try:

@@ -45,6 +45,9 @@ def test_fridge_readings_are_logged_and_a_non_fridge_is_refused(
             what="the impostor's reading in the dead letters",
         )
         assert reader.temperatures("gate-exit") == []
+        # Birth, online state, readings: one unbroken sequence, no gap counted.
+        gaps = {dev: g for dev, _seq, _ts, g, _dup in gw.dispatcher.seq.counters()}
+        assert gaps["fridge-1"] == 0
         reader.close()
     finally:
         impostor.stop()
