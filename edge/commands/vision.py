@@ -546,6 +546,8 @@ def measure_ties(
             crop = view(
                 truth.barcode, truth.name, np.random.default_rng(1_000_000 + seed * 10_000 + i)
             )
+            if camera_px:
+                crop = _degrade(crop, camera_px, rng)
             fused = fuse_scores(weight_only, classifier.scores(crop))
             for name, ranked in (("weight", weight_only), ("vision", fused)):
                 if not ranked:

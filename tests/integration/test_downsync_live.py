@@ -61,12 +61,16 @@ def test_prices_and_config_from_hq_reach_a_running_store(mosquitto, unique_store
             [store] = admin.get("/api/v1/fleet").json()["stores"]
             return store
 
+        # The running versions come with the heartbeat, the outcomes through the outbox:
+        # either may arrive first.
         wait_for(
             lambda: (
                 synced()["sync"].get("config", {}).get("running") == 1
                 and synced()["sync"]["prices"]["running"] == 1
+                and synced()["sync"]["config"].get("status") is not None
+                and synced()["sync"]["prices"].get("status") is not None
             ),
-            what="HQ's fleet view showing the versions the store runs",
+            what="HQ's fleet view showing the versions the store runs and their outcomes",
         )
         store = synced()
         assert store["versions"]["prices"] == "1"
