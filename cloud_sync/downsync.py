@@ -34,6 +34,12 @@ from cloud_sync.wire import DOC_KINDS, SyncDocument
 log = logging.getLogger(__name__)
 
 
+class Deferred(Exception):
+    """Raised by :meth:`Applier.apply` for a document it cannot apply yet (the store
+    is busy where it changes things): nothing is recorded, the documents after it
+    wait too (their order is kept), and it comes again at the next fetch."""
+
+
 class Applier(Protocol):
     """What the fetcher needs from the gateway."""
 
@@ -43,7 +49,7 @@ class Applier(Protocol):
 
     def apply(self, document: SyncDocument) -> None:
         """Apply (or refuse) the document and record the outcome; may take a while
-        (a configuration's probation)."""
+        (a configuration's probation).  Raises :class:`Deferred` to be asked again."""
         ...
 
 
@@ -153,6 +159,15 @@ class Fetcher:
             log.info("down-sync: %s version %d from HQ", document.kind, document.version)
             try:
                 self.applier.apply(document)
+            except Deferred as exc:
+                log.info(
+                    "down-sync: %s version %d deferred (%s); asking again in %.1f s",
+                    document.kind,
+                    document.version,
+                    exc,
+                    self.config.poll_s,
+                )
+                break  # what follows waits for it
             except Exception:  # a bug in the gateway: keep fetching, say it once
                 key = (document.kind, document.version)
                 if key not in self._failed_versions:

@@ -91,13 +91,7 @@ class Gateway:
             association_cfg=config.association,
             **({"clock_ms": clock_ms} if clock_ms is not None else {}),
         )
-        known = {shelf.device_id: "shelf" for shelf in self.planogram.shelves}
-        known.update({gate.device_id: "gate" for gate in config.gates})
-        known.update(dict.fromkeys(config.trackers, "camera"))
-        known.update(dict.fromkeys((esl.device_id for esl in config.esls), "esl"))
-        known.update(dict.fromkeys((u.device_id for u in config.cold_chain.units), "fridge"))
-        for device in self.store.provisioned():
-            known.setdefault(device["device_id"], device["device_type"])
+        known = self._known_devices(self.planogram)
         self._gate_direction = {gate.device_id: gate.direction for gate in config.gates}
         self.alerts = Alerter(self.store, config.store_id, self._publish, self.engine.clock_ms)
         self.plates = PlateService(config.plates, self.store, self.engine, self.alerts, self.call)
@@ -148,6 +142,68 @@ class Gateway:
         self._actions: queue.Queue[tuple[Callable[[], Any], Future[Any]]] = queue.Queue()
         self._stop = threading.Event()
         self._worker = threading.Thread(target=self._work, name="gateway-worker", daemon=True)
+
+    def _known_devices(self, planogram: Planogram) -> dict[str, str]:
+        """device id -> type: the planogram's shelves, the configured and provisioned devices."""
+        config = self.config
+        known = {shelf.device_id: "shelf" for shelf in planogram.shelves}
+        known.update({gate.device_id: "gate" for gate in config.gates})
+        known.update(dict.fromkeys(config.trackers, "camera"))
+        known.update(dict.fromkeys((esl.device_id for esl in config.esls), "esl"))
+        known.update(dict.fromkeys((u.device_id for u in config.cold_chain.units), "fridge"))
+        for device in self.store.provisioned():
+            known.setdefault(device["device_id"], device["device_type"])
+        return known
+
+    # ------------------------------------------------------------------ planogram
+
+    def planogram_busy(self, new: Planogram) -> str | None:
+        """Why ``new`` cannot be put to work now (on the worker), or None when it can:
+        a shelf it removes, or whose plate count it changes, has a change in progress
+        (a hand on a plate, a change waiting for its neighbours or for a camera's view).
+        Shelves it keeps as they are never hold it up."""
+        plates = {shelf.device_id: shelf.plate_count for shelf in new.shelves}
+        affected = [d for d, s in self.engine.shelves.items() if plates.get(d) != len(s.plates)]
+        busy = self.engine.busy_shelves(affected)
+        return f"a change in progress on {', '.join(busy)}" if busy else None
+
+    def apply_planogram(self, new: Planogram, persist: Callable[[], None] = lambda: None) -> None:
+        """Put ``new`` to work now, in every part that holds the planogram, in one
+        worker step (call it on the worker, after :meth:`planogram_busy` said None).
+
+        ``persist`` records it as the running planogram (one transaction); when that
+        fails, the previous planogram comes back in every part and the error is
+        raised.  Then the shelf labels (names, planogram prices) and HQ's stock names
+        follow, and restock alerts of lanes that are gone are resolved (the labels and
+        alerts are mended at start too).  Raises ValueError, changing nothing, when a
+        shelf label shows a product ``new`` lacks."""
+        old = self.planogram
+        self._swap_planogram(new)
+        try:
+            persist()
+        except BaseException:
+            self._swap_planogram(old)
+            raise
+        for device_id in self.prices.sync():
+            if self.liveness.state(device_id) == "online":
+                self._reconcile(device_id)
+        self.staff.restock.resolve_orphans()
+        self.stock_report.report()
+        log.info(
+            "planogram %d applied: %d shelves, %d products",
+            new.version,
+            len(new.shelves),
+            len(new.products),
+        )
+
+    def _swap_planogram(self, new: Planogram) -> None:
+        self.prices.replace_planogram(new)  # first: it refuses one without a label's product
+        self.engine.replace_planogram(new)  # detectors of unchanged shelves keep their state
+        self.staff.replace_planogram(new)
+        self.shoppers.replace_planogram(new)
+        self.stock_report.replace_planogram(new)
+        self.dispatcher.known_devices = self._known_devices(new)
+        self.planogram = new
 
     # ------------------------------------------------------------------ handlers
 

@@ -20,10 +20,19 @@ so HQ learns it even across an outage.
   settings come back and HQ is told ``rolled_back`` with the reason.
 * **planogram** (a whole ``devices.layout.Planogram``) and **catalog**
   ``{"products": [...]}`` (products added to or replacing the planogram's): the
-  planogram they make together is validated and stored; it takes effect at the
-  gateway's next start, because the checkout engine, the restock lanes, the
-  shelf labels and the shopper guidance are all built from it.  The heartbeat's
-  versions say what runs, so HQ's fleet view shows a stored one as pending.
+  planogram they make together is validated (refused with the key named, or
+  when a shelf label shows a product it lacks) and then applied live, in one
+  worker step, to everything that holds it (``Gateway.apply_planogram``): the
+  checkout engine (shelf detectors, live planogram, association), the price
+  book and shelf labels, the restock lanes, HQ's stock names, the shopper
+  guidance and the known devices; it is recorded as the running one in the
+  same step, so a restart starts with it.  Shelves it keeps as they are keep
+  their detectors' state; a pick after it is inferred with the new weights and
+  receipted with the new names; carts keep their lines.  A planogram that
+  removes a shelf, or changes its plate count, while that shelf has a change in
+  progress waits until the shelf is still (up to ``quiet_wait_s``); past that it
+  is *deferred*: nothing is recorded, the fetcher asks for it again at its next
+  poll, and the heartbeat's versions (what runs) show HQ it is still pending.
 
 The versions that run (and their documents) are kept in SQLite; at start
 :meth:`DownSync.restore` gives the gateway the planogram and configuration that
@@ -41,7 +50,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
-from cloud_sync.downsync import Fetcher, FetcherConfig
+from cloud_sync.downsync import Deferred, Fetcher, FetcherConfig
 from cloud_sync.wire import PricesBody, SyncDocument
 from devices.layout import Planogram
 from edge.config import GatewayConfig
@@ -55,7 +64,11 @@ log = logging.getLogger(__name__)
 LIVE_SECTIONS = ("detector", "inference", "association", "devices")
 #: A probation check this many times in a row unhealthy rolls the configuration back.
 BAD_CHECKS = 2
-STORED_FOR_RESTART = "stored: takes effect at the next start of the gateway"
+#: The reason reported with a planogram or catalog that was applied.
+APPLIED_LIVE = "applied live"
+#: How long a planogram waits (by default) for the shelves it changes to be still.
+QUIET_WAIT_S = 10.0
+QUIET_POLL_S = 0.1
 
 
 class Refused(ValueError):
@@ -142,6 +155,8 @@ class DownSync:
         self.active: dict[str, int] = {}
         self.probation_s = base_config.hq.config_probation_s
         self.check_every_s = 1.0
+        #: How long a planogram waits for the shelves it changes to be still.
+        self.quiet_wait_s = QUIET_WAIT_S
         #: How healthy the gateway is now; tests put their own here.
         self.probe: Callable[[], Probe] = self._probe
         self.fetcher: Fetcher | None = None
@@ -221,7 +236,7 @@ class DownSync:
             elif document.kind == "config":
                 self._apply_config(document)
             else:
-                self._store_planogram(document)
+                self._apply_planogram(document)
         except Refused as exc:
             self._record(document, "refused", str(exc))
             log.warning(
@@ -281,26 +296,53 @@ class DownSync:
 
     # ------------------------------------------------------------------ planogram, catalog
 
-    def _store_planogram(self, document: SyncDocument) -> None:
-        running = self.gw.call(self.gw.store.sync_running)
+    def _apply_planogram(self, document: SyncDocument) -> None:
+        gw = self.gw
+        running = gw.call(gw.store.sync_running)
         if document.kind == "planogram":
             base: Mapping[str, Any] | Planogram = document.body
             catalog = running["catalog"][1] if "catalog" in running else None
         else:
-            local = self.local_planogram or self.gw.planogram
+            local = self.local_planogram or gw.planogram
             base = running["planogram"][1] if "planogram" in running else local
             catalog = document.body
         planogram = compose_planogram(base, catalog)
         barcodes = {p.barcode for p in planogram.products}
-        missing = sorted({e.barcode for e in self.gw.config.esls} - barcodes)
+        missing = sorted({e.barcode for e in gw.config.esls} - barcodes)
         if missing:
             raise Refused(f"esls: the shelf labels show products it lacks: {', '.join(missing)}")
-        self._record(document, "applied", STORED_FOR_RESTART, (document.version, document.body))
-        log.info(
-            "down-sync: %s version %d stored; it takes effect at the next start",
-            document.kind,
-            document.version,
-        )
+
+        def persist() -> None:
+            gw.store.record_sync(
+                document.kind,
+                document.version,
+                "applied",
+                APPLIED_LIVE,
+                self._now(),
+                (document.version, document.body),
+            )
+
+        def run() -> str | None:
+            busy = gw.planogram_busy(planogram)
+            if busy is None:
+                try:
+                    gw.apply_planogram(planogram, persist)
+                except Refused:
+                    raise
+                except ValueError as exc:  # a part refused it; nothing changed
+                    raise Refused(str(exc)) from None
+            return busy
+
+        deadline = time.monotonic() + self.quiet_wait_s
+        while (busy := gw.call(run)) is not None:
+            left = deadline - time.monotonic()
+            if left <= 0 or self._stop.wait(min(QUIET_POLL_S, left)):
+                log.info(
+                    "down-sync: %s version %d waits (%s)", document.kind, document.version, busy
+                )
+                raise Deferred(busy)
+        self.active[document.kind] = document.version
+        log.info("down-sync: %s version %d applied live", document.kind, document.version)
 
     # ------------------------------------------------------------------ config
 

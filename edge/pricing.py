@@ -44,6 +44,14 @@ class PriceBook:
         self.esls = list(esls)
         self.clock_ms = clock_ms
 
+    def replace_planogram(self, planogram: Planogram) -> None:
+        """A new planogram while running; raises ValueError (nothing changed) when a
+        label shows a product it lacks.  Call :meth:`sync` after it (the labels)."""
+        unknown = sorted({e.barcode for e in self.esls} - {p.barcode for p in planogram.products})
+        if unknown:
+            raise ValueError(f"esls: barcodes not in the planogram: {', '.join(unknown)}")
+        self.planogram = planogram
+
     @property
     def label_ids(self) -> list[str]:
         return [e.device_id for e in self.esls]

@@ -22,6 +22,10 @@ class StockReporter:
         self._names = {p.barcode: p.name for p in planogram.products}
         self._clock_ms = clock_ms
 
+    def replace_planogram(self, planogram: Planogram) -> None:
+        """A new planogram while running: HQ is told the new names from now on."""
+        self._names = {p.barcode: p.name for p in planogram.products}
+
     def on_shelf_event(self, event: ShelfEvent) -> None:
         self.report()
 

@@ -248,6 +248,17 @@ class ShelfDetector:
         detector.muted = muted
         self._forget(plate)
 
+    def resized(self, plates: int, cfg: DetectorConfig) -> ShelfDetector:
+        """This shelf with ``plates`` plates (a new planogram): the plates it keeps keep
+        their detectors (levels, hands, changes in progress); new plates take their first
+        settled window as their baseline, so they report no change for what they hold."""
+        new = ShelfDetector(self.device_id, plates, cfg)
+        kept = min(plates, len(self.plates))
+        new.plates[:kept] = self.plates[:kept]
+        new._pending = [e for e in self._pending if e.plate < plates]
+        new._minor = [e for e in self._minor if e.plate < plates]
+        return new
+
     def rescale_plate(self, plate: int, convert: Callable[[float], float]) -> None:
         """The plate's readings change units: its level carries over, no event."""
         self.plates[plate].rescale(convert)

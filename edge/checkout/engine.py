@@ -15,11 +15,11 @@ import logging
 import math
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from devices.layout import Planogram
+from devices.layout import Planogram, Product
 from devices.protocol import ReceiptLine, ReceiptMessage
 from edge.checkout.association import Associator, Attribution
 from edge.checkout.detector import ShelfDetector, ShelfEvent
@@ -104,7 +104,9 @@ class CheckoutEngine:
             for shelf in planogram.shelves
         }
         self.live = LivePlanogram(planogram, inference_cfg, detector_cfg.neighbour_plates)
-        self._products = self.live.products
+        #: Products receipts and reviews can name: the planogram's, and those a newer
+        #: planogram dropped (a cart may still hold them).
+        self._products: dict[str, Product] = dict(self.live.products)
         self.associator = Associator(planogram, self.positions, self._association)
         self.open_sessions: set[str] = {s["token"] for s in store.open_sessions()}
         self._pending_exits: list[_PendingExit] = []
@@ -183,6 +185,40 @@ class CheckoutEngine:
         self.live.reconfigure(inference_cfg, detector_cfg.neighbour_plates)
         self.sightings.neighbour_plates = detector_cfg.neighbour_plates
         self.associator = Associator(self.planogram, self.positions, association_cfg)
+
+    def busy_shelves(self, shelves: Iterable[str]) -> list[str]:
+        """Those of ``shelves`` with a change in progress: a hand on a plate, a change
+        waiting for its neighbours, or an event waiting for a camera's view."""
+        held = {h.event.device_id for h in self._held}
+        return [
+            d for d in shelves if d in held or (d in self.shelves and self.shelves[d].in_motion)
+        ]
+
+    def replace_planogram(self, planogram: Planogram) -> None:
+        """A new planogram while running (HQ's planogram or catalog), on the worker.
+
+        A shelf whose plate count stays keeps its detector as it is; one whose plate
+        count changed keeps the plates it still has (see :meth:`ShelfDetector.resized`);
+        new shelves get fresh detectors, removed ones are forgotten (the caller waits
+        until those are still: :meth:`busy_shelves`).  From now on inference uses the
+        new products, weights and places (the live planogram keeps what it learned
+        where shelf and product remain), receipts the new names; carts keep their
+        lines, and a product the planogram dropped keeps its name for them."""
+        wanted = {shelf.device_id: shelf.plate_count for shelf in planogram.shelves}
+        for device_id in [d for d in self.shelves if d not in wanted]:
+            del self.shelves[device_id]  # the same dict: others hold it
+        for device_id, plates in wanted.items():
+            old = self.shelves.get(device_id)
+            if old is None:
+                self.shelves[device_id] = ShelfDetector(device_id, plates, self._detector)
+            elif len(old.plates) != plates:
+                self.shelves[device_id] = old.resized(plates, self._detector)
+        live = LivePlanogram(planogram, self._inference, self._detector.neighbour_plates)
+        live.keep_learned(self.live)
+        self.live = live
+        self._products = {**self._products, **live.products}
+        self.associator = Associator(planogram, self.positions, self._association)
+        self.planogram = planogram
 
     # ------------------------------------------------------------------ shelf events
 

@@ -46,6 +46,17 @@ class LivePlanogram:
             for shelf in planogram.shelves
         }
 
+    def keep_learned(self, old: LivePlanogram) -> None:
+        """What ``old`` learned from put-backs, on the shelves and of the products this
+        (newer) planogram still has."""
+        for key, codes in old.plate_products.items():
+            if key[0] not in self._shelf_products:
+                continue
+            for barcode in codes[old._planned.get(key, 0) :]:
+                products = self.plate_products.setdefault(key, [])
+                if barcode in self.products and barcode not in products:
+                    products.append(barcode)
+
     def reconfigure(self, cfg: InferenceConfig, neighbours: int) -> None:
         """New inference settings (a configuration from HQ); what was learned stays."""
         self._cfg = cfg

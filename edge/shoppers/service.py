@@ -70,10 +70,19 @@ class ShopperService:
         else:
             self.signer = TokenSigner(cfg.secret.get_secret_value())
         self._floor = floor  # built on first use: replays and benchmarks never need it
+        self._floor_given = floor is not None
         self.payments = Payments(
             store, provider if provider is not None else make_provider(cfg), call, clock_ms
         )
         self._products = {p.barcode: p for p in planogram.products}
+
+    def replace_planogram(self, planogram: Planogram) -> None:
+        """A new planogram while running: products and prices from now on; the floor
+        plan (derived from the plates) is built again on first use."""
+        self._products = {p.barcode: p for p in planogram.products}
+        self.planogram = planogram
+        if not self._floor_given:
+            self._floor = None
 
     @property
     def floor(self) -> FloorPlan:

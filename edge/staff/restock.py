@@ -154,6 +154,38 @@ class RestockMonitor:
             if lane is not None:
                 lane.alerting = True
 
+    def replace_planogram(self, planogram: Planogram) -> None:
+        """A new planogram while running (on the worker).  A lane it keeps on the same
+        plates keeps its tare, count and alert; when its unit weight changed, it keeps
+        its units and learns its tare again from its level.  Other lanes start as at a
+        first start: the tare from the settled weight and the planogram's stock (a
+        staff count corrects it).  See :meth:`resolve_orphans` for the alerts of lanes
+        that are gone."""
+        if not self._cfg.enabled:
+            return
+        lanes = {lane.key: lane for lane in plan_lanes(planogram, self._cfg)}
+        for key, lane in lanes.items():
+            old = self.lanes.get(key)
+            if old is None or old.plates != lane.plates:
+                continue
+            lane.tare_g, lane.level_g, lane.units = old.tare_g, old.level_g, old.units
+            lane.alerting, lane.calibrations = old.alerting, old.calibrations
+            units, level = lane.units, lane.level_g
+            if lane.unit_weight_g != old.unit_weight_g and units is not None and level is not None:
+                lane.tare_g = level - units * lane.unit_weight_g
+                self._store.save_lane(lane.row(), self._clock_ms())  # a restart goes on so
+        self.lanes = lanes
+        self._by_plate = {
+            (lane.device_id, plate): lane for lane in lanes.values() for plate in lane.plates
+        }
+
+    def resolve_orphans(self) -> None:
+        """Resolve the restock alerts of lanes that are no more (after a new planogram)."""
+        for alert in self._store.alerts(state="active", kind=RESTOCK):
+            lane = self._by_plate.get((alert["device_id"], alert["plate"]))
+            if lane is None or lane.plates[0] != alert["plate"]:
+                self._alerter.resolve(RESTOCK, alert["device_id"], alert["plate"])
+
     # ------------------------------------------------------------------ inputs
 
     def on_shelf_event(self, event: ShelfEvent) -> None:

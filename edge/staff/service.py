@@ -57,6 +57,11 @@ class StaffService:
 
     # ------------------------------------------------------------------ worker side
 
+    def replace_planogram(self, planogram: Planogram) -> None:
+        """A new planogram while running: the restock lanes follow (see RestockMonitor)."""
+        self.restock.replace_planogram(planogram)
+        self.planogram = planogram
+
     def on_weight(self, device_id: str, grams: list[list[float]], ts_ms: int) -> None:
         self.trace.feed(device_id, grams, ts_ms)
 

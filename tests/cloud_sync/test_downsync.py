@@ -14,7 +14,7 @@ from devices.layout import Planogram
 from edge.app import Gateway
 from edge.cli import app
 from edge.config import parse_config
-from edge.downsync import STORED_FOR_RESTART, Probe
+from edge.downsync import APPLIED_LIVE, Probe
 from tests.cloud_sync.helpers import add_store
 
 STORE = "s-1"
@@ -322,7 +322,7 @@ def test_more_devices_offline_after_a_config_rolls_it_back(store, hq):
 # --------------------------------------------------------------------------- planogram, restart
 
 
-def test_planogram_and_catalog_are_stored_and_run_from_the_next_start(store, hq):
+def test_planogram_and_catalog_apply_live_and_run_again_after_a_restart(store, hq):
     planogram = _planogram().model_dump()
     planogram["products"].append(
         {"barcode": "300", "name": "tea", "unit_weight_g": 100, "price_minor": 250}
@@ -334,10 +334,17 @@ def test_planogram_and_catalog_are_stored_and_run_from_the_next_start(store, hq)
     store.fetch()
     gw = store.gw
     reasons = {r["kind"]: (r["status"], r["reason"]) for r in store.reports()}
-    assert reasons["planogram"] == ("applied", STORED_FOR_RESTART)
-    assert reasons["catalog"][0] == "applied"
-    assert gw.planogram.product(A).name == "cola"  # not yet
-    assert set(gw.downsync.versions()) == {"config"}
+    assert reasons["planogram"] == ("applied", APPLIED_LIVE)
+    assert reasons["catalog"] == ("applied", APPLIED_LIVE)
+    assert gw.planogram.product(A).name == "cola zero"  # live
+    assert gw.engine.planogram is gw.planogram
+    assert "300" in gw.engine.live.products
+    assert len(gw.engine.shelves["shelf-1"].plates) == 3
+    assert gw.downsync.versions() == {
+        "catalog": str(c["version"]),
+        "config": str(cfg["version"]),
+        "planogram": str(p["version"]),
+    }
     store.close()
 
     store.gw = again = store.start_gateway()  # the gateway starts again on the same database
@@ -350,6 +357,30 @@ def test_planogram_and_catalog_are_stored_and_run_from_the_next_start(store, hq)
         "config": str(cfg["version"]),
         "planogram": str(p["version"]),
     }
+
+
+def test_a_planogram_waits_for_a_busy_shelf_and_what_follows_waits_with_it(store, hq):
+    gw = store.gw
+    gw.downsync.quiet_wait_s = 0
+    plate = gw.engine.shelves["shelf-1"].plates[0]
+    plate._disturbed = True  # a hand on the shelf the planogram gives a third plate
+    planogram = _planogram().model_dump()
+    planogram["products"].append(
+        {"barcode": "300", "name": "tea", "unit_weight_g": 100, "price_minor": 250}
+    )
+    planogram["shelves"][0]["plates"].append({"plate": 2, "barcode": "300"})
+    p = publish(hq, "planogram", planogram)
+    prices = publish(hq, "prices", {"prices": {"300": 199}})  # needs the new planogram
+    store.fetch()
+    assert store.reports() == []  # deferred: nothing recorded, asked again
+    assert gw.downsync.versions() == {}
+    plate._disturbed = False
+    store.fetch()
+    assert [(r["kind"], r["version"], r["status"]) for r in store.reports()] == [
+        ("planogram", p["version"], "applied"),
+        ("prices", prices["version"], "applied"),
+    ]
+    assert gw.prices.price_minor("300") == 199
 
 
 @pytest.mark.parametrize(
