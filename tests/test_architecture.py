@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = ("devices", "edge", "vision", "cloud_sync", "firmware_sim")
 PROTOCOL = Path("devices/protocol.py")
 TOPIC_ROOT = "storeedge/v1"
-SQL_HOME = (Path("edge/store"), Path("cloud_sync/hq/db.py"))  # the gateway's, and HQ's own
+SQL_HOME = (Path("edge/store"), Path("cloud_sync/hq/db.py"), Path("cloud_sync/hq/sql"))  # HQ too
 SQL_KEYWORDS = ("CREATE TABLE", "INSERT INTO", "SELECT ")
 
 # A topic built from pieces: `/telemetry/`, `/event/`, `/cmd/` or a final `/birth`, `/state`.

@@ -5,7 +5,7 @@ The SQL is portable (``INSERT ... ON CONFLICT ... DO NOTHING``/``DO UPDATE``,
 ``?`` placeholders, which the PostgreSQL path turns into ``%s``.  Every
 connection belongs to one thread (the API's worker threads each get their own).
 
-All of HQ's SQL is in this module.
+HQ's SQL is here and in :mod:`cloud_sync.hq.sql` (schema, engines, projections).
 """
 
 from __future__ import annotations
@@ -13,333 +13,34 @@ from __future__ import annotations
 import json
 import logging
 import random
-import sqlite3
-import threading
 import time
-from collections.abc import Iterator, Sequence
-from contextlib import AbstractContextManager, contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from pydantic import ValidationError
 
+from cloud_sync.hq.sql.engines import Engine, Tx, open_engine
+from cloud_sync.hq.sql.projections import project
+from cloud_sync.hq.sql.schema import SCHEMA
 from cloud_sync.wire import (
     ALL_STORES,
     DOC_KINDS,
-    KIND_ADJUSTMENT,
-    KIND_ALERT,
-    KIND_DEVICE_STATE,
     KIND_HEARTBEAT,
-    KIND_REFUND,
-    KIND_STOCK_LEVEL,
-    KIND_SYNC_REPORT,
-    KIND_TEMPERATURE,
-    KIND_TRANSACTION,
-    AdjustmentPayload,
-    AlertPayload,
-    DeviceStatePayload,
     DeviceTelemetryPayload,
     GatewayHeartbeat,
     IngestAck,
     OutboxEvent,
     RejectedEvent,
-    StockLevelPayload,
     SyncDocument,
     SyncKindState,
-    SyncReportPayload,
-    TransactionPayload,
 )
 
 log = logging.getLogger(__name__)
 
 #: Tries of one ingest transaction that meets a lock conflict.
 _RETRIES = 5
-
-SCHEMA = (
-    """CREATE TABLE IF NOT EXISTS hq_stores (
-        store_id TEXT PRIMARY KEY,
-        name TEXT,
-        key_hash TEXT NOT NULL UNIQUE,
-        created_ms BIGINT NOT NULL
-    )""",
-    """CREATE TABLE IF NOT EXISTS hq_events (
-        store_id TEXT NOT NULL,
-        event_id TEXT NOT NULL,
-        stream TEXT NOT NULL,
-        kind TEXT NOT NULL,
-        seq BIGINT NOT NULL,
-        ts_ms BIGINT NOT NULL,
-        created_ms BIGINT NOT NULL,
-        received_ms BIGINT NOT NULL,
-        payload TEXT NOT NULL,
-        PRIMARY KEY (store_id, event_id)
-    )""",
-    "CREATE INDEX IF NOT EXISTS hq_events_stream ON hq_events (store_id, stream, seq)",
-    """CREATE TABLE IF NOT EXISTS hq_transactions (
-        store_id TEXT NOT NULL,
-        event_id TEXT NOT NULL,
-        receipt_id TEXT NOT NULL,
-        session_token TEXT NOT NULL,
-        currency TEXT NOT NULL,
-        total_minor BIGINT NOT NULL,
-        issued_ms BIGINT NOT NULL,
-        line_count INTEGER NOT NULL,
-        lines TEXT NOT NULL,
-        received_ms BIGINT NOT NULL,
-        PRIMARY KEY (store_id, event_id)
-    )""",
-    "CREATE INDEX IF NOT EXISTS hq_transactions_order"
-    " ON hq_transactions (store_id, issued_ms, event_id)",
-    "CREATE INDEX IF NOT EXISTS hq_transactions_all ON hq_transactions (issued_ms, event_id)",
-    """CREATE TABLE IF NOT EXISTS hq_rejected (
-        store_id TEXT NOT NULL,
-        event_id TEXT NOT NULL,
-        kind TEXT NOT NULL,
-        reason TEXT NOT NULL,
-        received_ms BIGINT NOT NULL,
-        PRIMARY KEY (store_id, event_id)
-    )""",
-    """CREATE TABLE IF NOT EXISTS hq_gateways (
-        store_id TEXT PRIMARY KEY,
-        received_ms BIGINT NOT NULL,
-        sent_ms BIGINT NOT NULL,
-        backlog_rows BIGINT NOT NULL,
-        backlog_bytes BIGINT NOT NULL,
-        oldest_unsent_age_s DOUBLE PRECISION,
-        last_acked_seq BIGINT,
-        evicted_rows BIGINT NOT NULL,
-        versions TEXT NOT NULL,
-        devices TEXT NOT NULL
-    )""",
-    """CREATE TABLE IF NOT EXISTS hq_stock (
-        store_id TEXT NOT NULL,
-        barcode TEXT NOT NULL,
-        name TEXT,
-        quantity BIGINT NOT NULL,
-        low_threshold BIGINT,
-        ts_ms BIGINT NOT NULL,
-        PRIMARY KEY (store_id, barcode)
-    )""",
-    "CREATE INDEX IF NOT EXISTS hq_stock_barcode ON hq_stock (barcode)",
-    # Money after the receipt: extra charges and refunds decided in review.
-    """CREATE TABLE IF NOT EXISTS hq_adjustments (
-        store_id TEXT NOT NULL,
-        event_id TEXT NOT NULL,
-        kind TEXT NOT NULL,
-        adjustment_id TEXT NOT NULL,
-        receipt_id TEXT NOT NULL,
-        barcode TEXT NOT NULL,
-        quantity BIGINT NOT NULL,
-        amount_minor BIGINT NOT NULL,
-        currency TEXT NOT NULL,
-        created_ms BIGINT NOT NULL,
-        received_ms BIGINT NOT NULL,
-        PRIMARY KEY (store_id, event_id)
-    )""",
-    "CREATE INDEX IF NOT EXISTS hq_adjustments_receipt ON hq_adjustments (store_id, receipt_id)",
-    # Each store's alerts as last reported (the newest report wins).
-    """CREATE TABLE IF NOT EXISTS hq_alerts (
-        store_id TEXT NOT NULL,
-        alert_id TEXT NOT NULL,
-        kind TEXT NOT NULL,
-        state TEXT NOT NULL,
-        device_id TEXT,
-        plate BIGINT,
-        detail TEXT NOT NULL,
-        raised_ms BIGINT NOT NULL,
-        ts_ms BIGINT NOT NULL,
-        PRIMARY KEY (store_id, alert_id)
-    )""",
-    "CREATE INDEX IF NOT EXISTS hq_alerts_state ON hq_alerts (store_id, state)",
-    # Each store's devices: state changes and heartbeats (the newest of each wins).
-    """CREATE TABLE IF NOT EXISTS hq_devices (
-        store_id TEXT NOT NULL,
-        device_id TEXT NOT NULL,
-        device_type TEXT,
-        state TEXT,
-        state_reason TEXT,
-        state_ms BIGINT,
-        firmware TEXT,
-        battery_pct DOUBLE PRECISION,
-        heartbeat_ms BIGINT,
-        PRIMARY KEY (store_id, device_id)
-    )""",
-    # Down-sync: versioned documents for every store ('*') or one, and what each
-    # store did with them.
-    """CREATE TABLE IF NOT EXISTS hq_documents (
-        kind TEXT NOT NULL,
-        version BIGINT NOT NULL,
-        scope TEXT NOT NULL,
-        body TEXT NOT NULL,
-        note TEXT,
-        published_ms BIGINT NOT NULL,
-        PRIMARY KEY (kind, version)
-    )""",
-    "CREATE INDEX IF NOT EXISTS hq_documents_scope ON hq_documents (kind, scope, version)",
-    """CREATE TABLE IF NOT EXISTS hq_sync_reports (
-        store_id TEXT NOT NULL,
-        kind TEXT NOT NULL,
-        version BIGINT NOT NULL,
-        status TEXT NOT NULL,
-        reason TEXT NOT NULL,
-        running_version BIGINT,
-        ts_ms BIGINT NOT NULL,
-        received_ms BIGINT NOT NULL,
-        PRIMARY KEY (store_id, kind, version)
-    )""",
-)
-
-
-# --------------------------------------------------------------------------- connections
-
-
-class Tx(Protocol):
-    def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
-        """Run a statement; returns the rows it changed."""
-        ...
-
-    def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]: ...
-
-
-class Engine(Protocol):
-    dialect: str
-
-    def transaction(self) -> AbstractContextManager[Tx]: ...
-
-    def is_retryable(self, exc: BaseException) -> bool:
-        """A failure that the same transaction may not meet again (lock conflicts)."""
-        ...
-
-    def close(self) -> None: ...
-
-
-class _SqliteTx:
-    def __init__(self, conn: sqlite3.Connection) -> None:
-        self._conn = conn
-
-    def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
-        return self._conn.execute(sql, tuple(params)).rowcount
-
-    def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-        return [tuple(row) for row in self._conn.execute(sql, tuple(params)).fetchall()]
-
-
-class SqliteEngine:
-    """One connection per thread, WAL, ``synchronous=FULL`` (money lives here)."""
-
-    dialect = "sqlite"
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._local = threading.local()
-        self._all: list[sqlite3.Connection] = []
-        self._lock = threading.Lock()
-        conn = self._conn()
-        conn.execute("PRAGMA journal_mode = WAL")
-
-    def _conn(self) -> sqlite3.Connection:
-        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
-        if conn is None:
-            conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-            conn.execute("PRAGMA busy_timeout = 10000")
-            conn.execute("PRAGMA synchronous = FULL")
-            self._local.conn = conn
-            with self._lock:
-                self._all.append(conn)
-        return conn
-
-    @contextmanager
-    def transaction(self) -> Iterator[Tx]:
-        conn = self._conn()
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            yield _SqliteTx(conn)
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        conn.execute("COMMIT")
-
-    def is_retryable(self, exc: BaseException) -> bool:
-        text = str(exc).lower()
-        return isinstance(exc, sqlite3.OperationalError) and ("locked" in text or "busy" in text)
-
-    def close(self) -> None:
-        with self._lock:
-            for conn in self._all:
-                conn.close()
-            self._all.clear()
-        self._local = threading.local()
-
-
-class _PostgresTx:
-    def __init__(self, cursor: Any) -> None:
-        self._cur = cursor
-
-    def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
-        self._cur.execute(sql.replace("?", "%s"), tuple(params))
-        return int(self._cur.rowcount)
-
-    def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-        self._cur.execute(sql.replace("?", "%s"), tuple(params))
-        return [tuple(row) for row in self._cur.fetchall()]
-
-
-class PostgresEngine:
-    """PostgreSQL through psycopg 3 (``pip install 'storeedge[postgres]'``)."""
-
-    dialect = "postgresql"
-
-    def __init__(self, url: str) -> None:
-        try:
-            import psycopg  # noqa: PLC0415 - optional dependency
-        except ImportError as exc:  # pragma: no cover - depends on the install
-            raise RuntimeError(
-                "PostgreSQL needs psycopg 3: pip install 'storeedge[postgres]'"
-            ) from exc
-        self._psycopg = psycopg
-        self.url = url
-        self._local = threading.local()
-        self._all: list[Any] = []
-        self._lock = threading.Lock()
-        self._conn()
-
-    def _conn(self) -> Any:
-        conn = getattr(self._local, "conn", None)
-        if conn is None or conn.closed:
-            conn = self._psycopg.connect(self.url, autocommit=True)
-            self._local.conn = conn
-            with self._lock:
-                self._all.append(conn)
-        return conn
-
-    @contextmanager
-    def transaction(self) -> Iterator[Tx]:
-        conn = self._conn()
-        with conn.transaction(), conn.cursor() as cur:
-            yield _PostgresTx(cur)
-
-    def is_retryable(self, exc: BaseException) -> bool:
-        errors = self._psycopg.errors
-        return isinstance(exc, errors.DeadlockDetected | errors.SerializationFailure)
-
-    def close(self) -> None:
-        with self._lock:
-            for conn in self._all:
-                conn.close()
-            self._all.clear()
-        self._local = threading.local()
-
-
-def open_engine(target: str | Path) -> Engine:
-    """``postgresql://...`` (or ``postgres://``) opens PostgreSQL; anything else is a
-    SQLite file path."""
-    text = str(target)
-    if text.startswith(("postgresql://", "postgres://")):
-        return PostgresEngine(text)
-    return SqliteEngine(Path(text))
-
 
 # --------------------------------------------------------------------------- HQ's data
 
@@ -467,7 +168,7 @@ class HqDatabase:
                         if device not in beats or event.ts_ms >= beats[device].ts_ms:
                             beats[device] = event
                     else:
-                        self._project(tx, store_id, event, now_ms)
+                        project(tx, store_id, event, now_ms)
                 except ValidationError as exc:
                     reason = f"{event.kind} payload: {exc.errors()[0]['msg']}"
                     rejected.append(RejectedEvent(event_id=event.event_id, reason=reason))
@@ -477,7 +178,7 @@ class HqDatabase:
                         (store_id, event.event_id, event.kind, reason, now_ms),
                     )
             for event in beats.values():
-                self._project(tx, store_id, event, now_ms)
+                project(tx, store_id, event, now_ms)
         return len(fresh), len(events) - len(fresh), rejected
 
     @staticmethod
@@ -515,128 +216,6 @@ class HqDatabase:
             )
             inserted.update(str(r[0]) for r in got)
         return inserted
-
-    @staticmethod
-    def _project(tx: Tx, store_id: str, event: OutboxEvent, now_ms: int) -> None:
-        if event.kind == KIND_TRANSACTION:
-            t = TransactionPayload.model_validate(event.payload)
-            tx.execute(
-                "INSERT INTO hq_transactions (store_id, event_id, receipt_id, session_token,"
-                " currency, total_minor, issued_ms, line_count, lines, received_ms)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-                " ON CONFLICT (store_id, event_id) DO NOTHING",
-                (
-                    store_id,
-                    event.event_id,
-                    t.receipt_id,
-                    t.session_token,
-                    t.currency,
-                    t.total_minor,
-                    t.issued_ms,
-                    len(t.lines),
-                    json.dumps([line.model_dump() for line in t.lines]),
-                    now_ms,
-                ),
-            )
-        elif event.kind == KIND_STOCK_LEVEL:
-            s = StockLevelPayload.model_validate(event.payload)
-            # A level is a snapshot: the newest one wins, whatever order they arrive in.
-            tx.execute(
-                "INSERT INTO hq_stock (store_id, barcode, name, quantity, low_threshold, ts_ms)"
-                " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (store_id, barcode) DO UPDATE SET"
-                " name = coalesce(excluded.name, hq_stock.name),"
-                " quantity = excluded.quantity,"
-                " low_threshold = coalesce(excluded.low_threshold, hq_stock.low_threshold),"
-                " ts_ms = excluded.ts_ms WHERE excluded.ts_ms >= hq_stock.ts_ms",
-                (store_id, s.barcode, s.name, s.quantity, s.low_threshold, event.ts_ms),
-            )
-        elif event.kind in (KIND_ADJUSTMENT, KIND_REFUND):
-            a = AdjustmentPayload.model_validate(event.payload)
-            tx.execute(
-                "INSERT INTO hq_adjustments (store_id, event_id, kind, adjustment_id, receipt_id,"
-                " barcode, quantity, amount_minor, currency, created_ms, received_ms)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-                " ON CONFLICT (store_id, event_id) DO NOTHING",
-                (
-                    store_id,
-                    event.event_id,
-                    event.kind,
-                    a.adjustment_id,
-                    a.receipt_id,
-                    a.barcode,
-                    a.quantity,
-                    a.amount_minor,
-                    a.currency,
-                    a.created_ms,
-                    now_ms,
-                ),
-            )
-        elif event.kind == KIND_ALERT:
-            al = AlertPayload.model_validate(event.payload)
-            tx.execute(
-                "INSERT INTO hq_alerts (store_id, alert_id, kind, state, device_id, plate,"
-                " detail, raised_ms, ts_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
-                " ON CONFLICT (store_id, alert_id) DO UPDATE SET kind = excluded.kind,"
-                " state = excluded.state, device_id = excluded.device_id,"
-                " plate = excluded.plate, detail = excluded.detail,"
-                " raised_ms = excluded.raised_ms, ts_ms = excluded.ts_ms"
-                " WHERE excluded.ts_ms >= hq_alerts.ts_ms",
-                (
-                    store_id,
-                    al.alert_id,
-                    al.kind,
-                    al.state,
-                    al.device_id,
-                    al.plate,
-                    json.dumps(al.detail, sort_keys=True),
-                    al.raised_ms,
-                    event.ts_ms,
-                ),
-            )
-        elif event.kind == KIND_DEVICE_STATE:
-            d = DeviceStatePayload.model_validate(event.payload)
-            tx.execute(
-                "INSERT INTO hq_devices (store_id, device_id, device_type, state, state_reason,"
-                " state_ms) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (store_id, device_id)"
-                " DO UPDATE SET device_type = coalesce(excluded.device_type,"
-                " hq_devices.device_type), state = excluded.state,"
-                " state_reason = excluded.state_reason, state_ms = excluded.state_ms"
-                " WHERE hq_devices.state_ms IS NULL OR excluded.state_ms >= hq_devices.state_ms",
-                (store_id, d.device_id, d.device_type, d.state, d.reason, event.ts_ms),
-            )
-        elif event.kind in (KIND_HEARTBEAT, KIND_TEMPERATURE):
-            h = DeviceTelemetryPayload.model_validate(event.payload)
-            if event.kind == KIND_HEARTBEAT:
-                tx.execute(
-                    "INSERT INTO hq_devices (store_id, device_id, device_type, firmware,"
-                    " battery_pct, heartbeat_ms) VALUES (?, ?, ?, ?, ?, ?)"
-                    " ON CONFLICT (store_id, device_id) DO UPDATE SET"
-                    " device_type = coalesce(excluded.device_type, hq_devices.device_type),"
-                    " firmware = excluded.firmware, battery_pct = excluded.battery_pct,"
-                    " heartbeat_ms = excluded.heartbeat_ms WHERE hq_devices.heartbeat_ms IS NULL"
-                    " OR excluded.heartbeat_ms >= hq_devices.heartbeat_ms",
-                    (store_id, h.device_id, h.device_type, h.firmware, h.battery_pct, event.ts_ms),
-                )
-        elif event.kind == KIND_SYNC_REPORT:
-            r = SyncReportPayload.model_validate(event.payload)
-            tx.execute(
-                "INSERT INTO hq_sync_reports (store_id, kind, version, status, reason,"
-                " running_version, ts_ms, received_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
-                " ON CONFLICT (store_id, kind, version) DO UPDATE SET status = excluded.status,"
-                " reason = excluded.reason, running_version = excluded.running_version,"
-                " ts_ms = excluded.ts_ms, received_ms = excluded.received_ms"
-                " WHERE excluded.ts_ms >= hq_sync_reports.ts_ms",
-                (
-                    store_id,
-                    r.kind,
-                    r.version,
-                    r.status,
-                    r.reason,
-                    r.running_version,
-                    event.ts_ms,
-                    now_ms,
-                ),
-            )
 
     def record_heartbeat(self, heartbeat: GatewayHeartbeat, now_ms: int) -> None:
         b = heartbeat.backlog

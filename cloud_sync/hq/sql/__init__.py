@@ -1,0 +1,1 @@
+"""HQ's SQL: the schema, the two database engines, and the projections of events."""
