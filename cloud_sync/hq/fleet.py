@@ -34,6 +34,8 @@ def health(
         if state.status in {"refused", "rolled_back"} and state.status_version == state.published:
             what = "refused" if state.status == "refused" else "rolled back"
             return "degraded", f"{kind} version {state.status_version} {what}: {state.reason}"
+    if row.backlog_rows:
+        return "ok", f"heartbeat on time, {row.backlog_rows} rows on their way (none late)"
     return "ok", "heartbeat on time, backlog drained"
 
 
