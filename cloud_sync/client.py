@@ -8,6 +8,10 @@ Errors are sorted by what the caller should do about them:
 * :class:`RefusedError`: HQ refused the request (a wrong key, 4xx): retrying the
   same request will not help until someone fixes the configuration; the sender
   retries slowly and says so loudly.
+
+:class:`HqConnection` (where HQ is, the store's key) and :class:`HqWorker` (one
+background thread with its client, backoff, start and stop) are what the sender
+and the down-sync fetcher share.
 """
 
 from __future__ import annotations
@@ -16,12 +20,14 @@ import gzip
 import ipaddress
 import random
 import ssl
+import threading
+from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import httpx
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
 from cloud_sync.wire import (
     HEARTBEAT_PATH,
@@ -182,3 +188,82 @@ def _retry_after(response: httpx.Response) -> float:
         return max(0.0, float(response.headers.get("Retry-After", "0")))
     except ValueError:
         return 0.0
+
+
+class HqConnection(BaseModel):
+    """Where HQ is and how the store reaches it."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    hq_url: str = Field(description="https://hq.example.com (http only on loopback)")
+    store_id: str = Field(min_length=1)
+    api_key: SecretStr
+    ca_file: Path | None = Field(default=None, description="CA bundle for HQ's certificate")
+    allow_insecure: bool = Field(default=False, description="plain http beyond loopback")
+    request_timeout_s: float = Field(default=10.0, gt=0)
+
+    @field_validator("hq_url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        return value.rstrip("/")
+
+    def new_client(self) -> HqClient:
+        return HqClient(
+            self.hq_url,
+            self.api_key.get_secret_value(),
+            ca_file=self.ca_file,
+            timeout_s=self.request_timeout_s,
+            allow_insecure=self.allow_insecure,
+        )
+
+
+class HqWorker(ABC):
+    """One background thread talking to HQ: its client, backoff, start and stop.
+
+    Subclasses name themselves (``_what``: the thread is ``hq-<what>``) and write
+    :meth:`_run`, which loops until ``_stop`` is set and waits on ``_wake``.
+    """
+
+    _what: str = "worker"
+
+    def __init__(
+        self,
+        connection: HqConnection,
+        backoff_base_s: float,
+        backoff_max_s: float,
+        rng: random.Random | None,
+    ) -> None:
+        check_url(connection.hq_url, allow_insecure=connection.allow_insecure)
+        self._connection = connection
+        self._backoff = Backoff(backoff_base_s, backoff_max_s, rng or random.Random())
+        self._client: HqClient | None = None
+        self._stop = threading.Event()
+        self._wake = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._refused_logged = False
+
+    def _ensure_client(self) -> HqClient:
+        if self._client is None:
+            self._client = self._connection.new_client()
+        return self._client
+
+    def start(self) -> None:
+        if self._thread is not None:
+            raise RuntimeError(f"the {self._what} is already started")
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._run, name=f"hq-{self._what}", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 15.0) -> None:
+        """Stop after the request in flight (if any) and close the client."""
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            self._thread = None
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+
+    @abstractmethod
+    def _run(self) -> None: ...

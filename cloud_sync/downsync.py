@@ -23,12 +23,11 @@ import logging
 import random
 import threading
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Protocol
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+from pydantic import Field
 
-from cloud_sync.client import Backoff, HqClient, HqError, RefusedError, TransientError, check_url
+from cloud_sync.client import HqConnection, HqError, HqWorker, RefusedError, TransientError
 from cloud_sync.wire import DOC_KINDS, SyncDocument
 
 log = logging.getLogger(__name__)
@@ -53,23 +52,10 @@ class Applier(Protocol):
         ...
 
 
-class FetcherConfig(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    hq_url: str
-    store_id: str = Field(min_length=1)
-    api_key: SecretStr
-    ca_file: Path | None = None
-    allow_insecure: bool = False
+class FetcherConfig(HqConnection):
     poll_s: float = Field(default=30.0, gt=0, description="how often HQ is asked")
     backoff_base_s: float = Field(default=1.0, gt=0)
     backoff_max_s: float = Field(default=300.0, gt=0)
-    request_timeout_s: float = Field(default=10.0, gt=0)
-
-    @field_validator("hq_url")
-    @classmethod
-    def _url(cls, value: str) -> str:
-        return value.rstrip("/")
 
 
 @dataclass
@@ -80,38 +66,17 @@ class FetcherStats:
     last_error: str | None = None
 
 
-class Fetcher:
+class Fetcher(HqWorker):
+    _what = "fetcher"
+
     def __init__(
         self, applier: Applier, config: FetcherConfig, *, rng: random.Random | None = None
     ) -> None:
-        check_url(config.hq_url, allow_insecure=config.allow_insecure)
+        super().__init__(config, config.backoff_base_s, config.backoff_max_s, rng)
         self.config = config
         self.applier = applier
-        self._backoff = Backoff(config.backoff_base_s, config.backoff_max_s, rng or random.Random())
-        self._client: HqClient | None = None
-        self._stop = threading.Event()
-        self._wake = threading.Event()
-        self._thread: threading.Thread | None = None
         self._failed_versions: set[tuple[str, int]] = set()  # logged once each
-        self._refused_logged = False
         self.stats = FetcherStats()
-
-    def start(self) -> None:
-        if self._thread is not None:
-            raise RuntimeError("the fetcher is already started")
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._run, name="hq-fetcher", daemon=True)
-        self._thread.start()
-
-    def stop(self, timeout: float = 15.0) -> None:
-        self._stop.set()
-        self._wake.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
-            self._thread = None
-        if self._client is not None:
-            self._client.close()
-            self._client = None
 
     @property
     def stopping(self) -> threading.Event:
@@ -130,16 +95,9 @@ class Fetcher:
 
     def step(self) -> float:
         """Fetch once and apply what came; returns the seconds until the next try."""
-        if self._client is None:
-            self._client = HqClient(
-                self.config.hq_url,
-                self.config.api_key.get_secret_value(),
-                ca_file=self.config.ca_file,
-                timeout_s=self.config.request_timeout_s,
-                allow_insecure=self.config.allow_insecure,
-            )
+        client = self._ensure_client()
         try:
-            changes = self._client.changes(self.applier.seen_versions())
+            changes = client.changes(self.applier.seen_versions())
         except TransientError as exc:
             return self._failed(exc, self._backoff.next_delay(), logging.INFO)
         except RefusedError as exc:

@@ -25,24 +25,21 @@ from __future__ import annotations
 
 import logging
 import random
-import threading
 import time
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Protocol
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+from pydantic import Field
 
 from cloud_sync.client import (
-    Backoff,
     BatchTooLarge,
-    HqClient,
+    HqConnection,
     HqError,
+    HqWorker,
     RefusedError,
     TransientError,
-    check_url,
 )
 from cloud_sync.wire import Backlog, GatewayHeartbeat, GatewayStatus, IngestBatch, OutboxEvent
 
@@ -67,14 +64,7 @@ class Outbox(Protocol):
         ...
 
 
-class SenderConfig(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    hq_url: str = Field(description="https://hq.example.com (http only on loopback)")
-    store_id: str = Field(min_length=1)
-    api_key: SecretStr
-    ca_file: Path | None = Field(default=None, description="CA bundle for HQ's certificate")
-    allow_insecure: bool = Field(default=False, description="plain http beyond loopback")
+class SenderConfig(HqConnection):
     batch_max_rows: int = Field(default=500, ge=1, le=10_000)
     batch_max_bytes: int = Field(default=1_000_000, ge=1024)
     batch_max_age_s: float = Field(default=1.0, ge=0, description="ship a partial batch then")
@@ -82,14 +72,8 @@ class SenderConfig(BaseModel):
     heartbeat_s: float = Field(default=15.0, gt=0)
     backoff_base_s: float = Field(default=0.5, gt=0)
     backoff_max_s: float = Field(default=60.0, gt=0)
-    request_timeout_s: float = Field(default=10.0, gt=0)
     keep_sent_s: float = Field(default=3600.0, ge=0, description="sent rows kept this long")
     maintain_s: float = Field(default=30.0, gt=0, description="how often to prune and evict")
-
-    @field_validator("hq_url")
-    @classmethod
-    def _url(cls, value: str) -> str:
-        return value.rstrip("/")
 
 
 @dataclass
@@ -109,7 +93,9 @@ def _now_ms() -> int:
     return int(time.time() * 1000)
 
 
-class Sender:
+class Sender(HqWorker):
+    _what = "sender"
+
     def __init__(
         self,
         outbox: Outbox,
@@ -118,54 +104,26 @@ class Sender:
         *,
         rng: random.Random | None = None,
     ) -> None:
-        check_url(config.hq_url, allow_insecure=config.allow_insecure)
+        super().__init__(config, config.backoff_base_s, config.backoff_max_s, rng)
         self.config = config
         self.outbox = outbox
         self._info = heartbeat_info or GatewayStatus
-        self._backoff = Backoff(config.backoff_base_s, config.backoff_max_s, rng or random.Random())
         self._rows_limit = config.batch_max_rows
-        self._stop = threading.Event()
-        self._wake = threading.Event()
         self._flush = False
-        self._thread: threading.Thread | None = None
-        self._client: HqClient | None = self._new_client()
+        self._ensure_client()
         self._retry_at = 0.0  # monotonic: no request to HQ before this
         self._next_heartbeat = 0.0
         self._next_maintain = 0.0
-        self._refused_logged = False
         self.stats = SenderStats()
 
     # ------------------------------------------------------------------ life cycle
 
-    def _new_client(self) -> HqClient:
-        return HqClient(
-            self.config.hq_url,
-            self.config.api_key.get_secret_value(),
-            ca_file=self.config.ca_file,
-            timeout_s=self.config.request_timeout_s,
-            allow_insecure=self.config.allow_insecure,
-        )
-
     def start(self) -> None:
-        """Ship in a background thread (``step()`` drives it by hand instead)."""
-        if self._thread is not None:
-            raise RuntimeError("the sender is already started")
-        if self._client is None:
-            self._client = self._new_client()
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._run, name="hq-sender", daemon=True)
-        self._thread.start()
-
-    def stop(self, timeout: float = 15.0) -> None:
-        """Stop after the request in flight (if any); unsent rows stay in the outbox."""
-        self._stop.set()
-        self._wake.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
-            self._thread = None
-        if self._client is not None:
-            self._client.close()
-            self._client = None
+        """Ship in a background thread (``step()`` drives it by hand instead);
+        ``stop()`` leaves unsent rows in the outbox."""
+        if self._thread is None:
+            self._ensure_client()
+        super().start()
 
     @property
     def running(self) -> bool:
@@ -208,8 +166,7 @@ class Sender:
     def step(self) -> float:
         """One round: maintenance, heartbeat, at most one batch.  Returns how long
         to wait before the next round."""
-        if self._client is None:
-            self._client = self._new_client()
+        self._ensure_client()
         now = time.monotonic()
         if now >= self._next_maintain:
             self.outbox.outbox_maintain(round(self.config.keep_sent_s * 1000))

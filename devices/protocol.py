@@ -331,24 +331,29 @@ def _device_base(store_id: str, device_id: str) -> str:
     return f"{PROTOCOL_ROOT}/{store_id}/{device_id}"
 
 
+def device_topic(store_id: str, device_id: str, kind: MessageKind) -> str:
+    """Where a device sends messages of ``kind`` (a command's ack: :func:`command_ack_topic`)."""
+    return f"{_device_base(store_id, device_id)}/{kind.value}"
+
+
 def birth_topic(store_id: str, device_id: str) -> str:
-    return f"{_device_base(store_id, device_id)}/birth"
+    return device_topic(store_id, device_id, MessageKind.BIRTH)
 
 
 def state_topic(store_id: str, device_id: str) -> str:
-    return f"{_device_base(store_id, device_id)}/state"
+    return device_topic(store_id, device_id, MessageKind.STATE)
 
 
 def weight_topic(store_id: str, device_id: str) -> str:
-    return f"{_device_base(store_id, device_id)}/{MessageKind.WEIGHT.value}"
+    return device_topic(store_id, device_id, MessageKind.WEIGHT)
 
 
 def gate_topic(store_id: str, device_id: str) -> str:
-    return f"{_device_base(store_id, device_id)}/{MessageKind.GATE.value}"
+    return device_topic(store_id, device_id, MessageKind.GATE)
 
 
 def positions_topic(store_id: str, device_id: str) -> str:
-    return f"{_device_base(store_id, device_id)}/{MessageKind.POSITIONS.value}"
+    return device_topic(store_id, device_id, MessageKind.POSITIONS)
 
 
 def camera_frame_topic(store_id: str, device_id: str) -> str:
@@ -391,24 +396,24 @@ def decode_camera_frame(payload: bytes) -> CameraFrame:
 
 
 def heartbeat_topic(store_id: str, device_id: str) -> str:
-    return f"{_device_base(store_id, device_id)}/{MessageKind.HEARTBEAT.value}"
+    return device_topic(store_id, device_id, MessageKind.HEARTBEAT)
 
 
 def reported_topic(store_id: str, device_id: str) -> str:
-    return f"{_device_base(store_id, device_id)}/{MessageKind.REPORTED.value}"
+    return device_topic(store_id, device_id, MessageKind.REPORTED)
 
 
 def temperature_topic(store_id: str, device_id: str) -> str:
-    return f"{_device_base(store_id, device_id)}/{MessageKind.TEMPERATURE.value}"
+    return device_topic(store_id, device_id, MessageKind.TEMPERATURE)
 
 
 def ota_topic(store_id: str, device_id: str) -> str:
-    return f"{_device_base(store_id, device_id)}/{MessageKind.OTA.value}"
+    return device_topic(store_id, device_id, MessageKind.OTA)
 
 
 def product_topic(store_id: str, device_id: str) -> str:
     """Where a product camera publishes what it saw taken or put back (``ProductSeen``)."""
-    return f"{_device_base(store_id, device_id)}/{MessageKind.PRODUCT.value}"
+    return device_topic(store_id, device_id, MessageKind.PRODUCT)
 
 
 def alert_topic(store_id: str, kind: str) -> str:

@@ -185,8 +185,7 @@ class Gateway:
             self._swap_planogram(old)
             raise
         for device_id in self.prices.sync():
-            if self.liveness.state(device_id) == "online":
-                self._reconcile(device_id)
+            self.reconcile_if_online(device_id)
         self.staff.restock.resolve_orphans()
         self.stock_report.report()
         log.info(
@@ -250,6 +249,11 @@ class Gateway:
         if pending:
             self.send_command(device_id, "config", pending)
 
+    def reconcile_if_online(self, device_id: str) -> None:
+        """:meth:`_reconcile` a device that is online now (the others get it on rebirth)."""
+        if self.liveness.state(device_id) == "online":
+            self._reconcile(device_id)
+
     def set_desired(self, device_id: str, changes: dict[str, Any]) -> dict[str, Any]:
         """Staff/HQ change a device's desired settings (runs on the worker)."""
 
@@ -257,8 +261,7 @@ class Gateway:
             if device_id not in self.dispatcher.known_devices:
                 raise LookupError(f"unknown device {device_id!r}")
             twin = self.store.set_desired(device_id, changes, self.engine.clock_ms())
-            if self.liveness.state(device_id) == "online":
-                self._reconcile(device_id)
+            self.reconcile_if_online(device_id)
             return twin
 
         return self.call(apply)
@@ -270,8 +273,7 @@ class Gateway:
         def apply() -> dict[str, Any]:
             result = self.prices.change(barcode, price_minor, by)
             for device_id in result["labels"]:
-                if self.liveness.state(device_id) == "online":
-                    self._reconcile(device_id)
+                self.reconcile_if_online(device_id)
             return result
 
         return self.call(apply)
@@ -299,10 +301,7 @@ class Gateway:
     def send_command(self, device_id: str, name: str, args: dict[str, Any] | None = None) -> str:
         """Publish a command to one device; its ack arrives as a ``command_ack`` event."""
         command = Command(cmd_id=new_event_id(), ts=self.engine.clock_ms(), args=args or {})
-        if self.link is not None:
-            self.link.publish(
-                command_topic(self.config.store_id, device_id, name), encode(command), qos=1
-            )
+        self._publish(command_topic(self.config.store_id, device_id, name), encode(command))
         self.store.record_event(
             "command_sent", command.ts, device_id, None, {"command": name, "cmd_id": command.cmd_id}
         )
@@ -423,10 +422,7 @@ class Gateway:
             self.link.publish(topic, payload, qos=1)
 
     def _publish_receipt(self, receipt: ReceiptMessage) -> None:
-        if self.link is not None:
-            self.link.publish(
-                receipt_topic(self.config.store_id, receipt.session_token), encode(receipt), qos=1
-            )
+        self._publish(receipt_topic(self.config.store_id, receipt.session_token), encode(receipt))
         if self.hq is not None:
             self.hq.notify()
         for listener in self._receipt_listeners:

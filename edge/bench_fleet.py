@@ -31,6 +31,7 @@ import yaml
 
 from devices.credentials import hash_password
 from devices.protocol import DeviceType, TrackPosition
+from edge.mqtt.broker import free_port
 from edge.store.repo import Store
 from firmware_sim.camera import CameraTracker
 from firmware_sim.device import SimDevice, Ticker, now_ms
@@ -98,12 +99,6 @@ class _Camera(CameraTracker):
             )
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def _wait_port(port: int, timeout: float) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -131,7 +126,7 @@ def _start_mosquitto(workdir: Path) -> tuple[subprocess.Popen[bytes], int]:
     binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
     if not os.access(binary, os.X_OK):
         raise RuntimeError("mosquitto is not installed; pass --broker mqtt://host:port")
-    port = _free_port()
+    port = free_port()
     conf = workdir / "mosquitto.conf"
     lines = [
         f"listener {port} 127.0.0.1",
@@ -183,7 +178,7 @@ def _write_store(workdir: Path, mix: FleetMix, port: int) -> tuple[Path, Path]:
         "trackers": [f"cam-{c:03d}" for c in range(mix.cameras)],
         "mqtt": {"broker": f"mqtt://127.0.0.1:{port}", "client_id": "bench-gateway"},
         "database": {"path": str(db)},
-        "api": {"port": _free_port()},
+        "api": {"port": free_port()},
     }
     path = workdir / "store.yaml"
     path.write_text(yaml.safe_dump(config))

@@ -286,8 +286,7 @@ class DownSync:
             changed = [b for b, (new, old) in changes.items() if new != old]
             for barcode in changed:  # after the commit: the labels follow (mended at start)
                 for device_id in gw.prices.push_to_labels(barcode):
-                    if gw.liveness.state(device_id) == "online":
-                        gw._reconcile(device_id)
+                    gw.reconcile_if_online(device_id)
             return len(changed)
 
         changed = gw.call(run)

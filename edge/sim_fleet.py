@@ -32,7 +32,6 @@ import os
 import random
 import secrets
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -48,6 +47,7 @@ import httpx
 
 from cloud_sync.hq.auth import ADMIN_TOKEN_ENV
 from cloud_sync.sender import Sender, SenderConfig
+from edge.mqtt.broker import free_port
 from edge.store.repo import Store
 
 #: Events written per transaction when the backlog is laid down.
@@ -274,12 +274,6 @@ def _steady(
 # --------------------------------------------------------------------------- HQ
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @contextmanager
 def _hq(opts: FleetOptions, folder: Path) -> Iterator[tuple[str, str, str]]:
     """(url, admin token, database) of the HQ the fleet talks to."""
@@ -291,7 +285,7 @@ def _hq(opts: FleetOptions, folder: Path) -> Iterator[tuple[str, str, str]]:
         return
     db = opts.hq_db or str(folder / "hq.db")
     token = secrets.token_urlsafe(16)
-    port = _free_port()
+    port = free_port()
     log = (folder / "hq.log").open("wb")
     proc = subprocess.Popen(  # noqa: S603 - our own CLI, no shell
         [sys.executable, "-m", "edge.cli", "hq", "--db", db, "--port", str(port)],

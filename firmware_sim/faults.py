@@ -62,7 +62,7 @@ import logging
 import random
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from difflib import get_close_matches
 from pathlib import Path
 from typing import Any, Literal, Protocol, get_args, runtime_checkable
@@ -78,24 +78,17 @@ from devices.protocol import (
     DeviceId,
     DeviceType,
     MessageKind,
-    birth_topic,
     command_ack_topic,
+    device_topic,
     encode,
-    gate_topic,
-    heartbeat_topic,
-    ota_topic,
     parse_topic,
-    positions_topic,
-    reported_topic,
-    state_topic,
-    temperature_topic,
-    weight_topic,
 )
 from firmware_sim.device import SimDevice
+from firmware_sim.loadcell import Fault
 
 logger = logging.getLogger(__name__)
 
-PlateFaultKind = Literal["stuck", "noisy", "drift", "saturate"]
+PlateFaultKind = Fault
 PLATE_FAULTS: tuple[str, ...] = get_args(PlateFaultKind)
 #: The longest a held-back (reordered) message waits for a next one.
 REORDER_MAX_HOLD_S = 1.0
@@ -330,19 +323,6 @@ class _HeldInfo(mqtt.MQTTMessageInfo):
         return self._real is not None and self._real.is_published()
 
 
-_TOPICS: dict[MessageKind, Callable[[str, str], str]] = {
-    MessageKind.BIRTH: birth_topic,
-    MessageKind.STATE: state_topic,
-    MessageKind.WEIGHT: weight_topic,
-    MessageKind.GATE: gate_topic,
-    MessageKind.POSITIONS: positions_topic,
-    MessageKind.HEARTBEAT: heartbeat_topic,
-    MessageKind.REPORTED: reported_topic,
-    MessageKind.TEMPERATURE: temperature_topic,
-    MessageKind.OTA: ota_topic,
-}
-
-
 class WireFaults:
     """The publish-path faults of one device; :meth:`SimDevice.publish` hands over to it.
 
@@ -417,10 +397,8 @@ class WireFaults:
             return topic, message
         if kind is MessageKind.CMD_ACK and command is not None:
             fake = command_ack_topic(store_id, other, command)
-        elif kind in _TOPICS:
-            fake = _TOPICS[kind](store_id, other)
         else:
-            return topic, message
+            fake = device_topic(store_id, other, kind)
         self.impersonated += 1
         return fake, message.model_copy(update={"device_id": self.device_id})
 

@@ -109,11 +109,12 @@ class CameraPipeline:
         self.motion = MotionDetector(motion_cfg, frame_size) if motion_cfg.enabled else None
         self.tracker = Tracker(vision.tracker)
         self.floor = floor if floor is not None else floor_model(vision, camera, frame_size)
+        self._plausible = self._plausibility_check()  # once: the floor does not change
         self.stats = PipelineStats()
         self._keep_stats = keep_stats
         self._index = 0
 
-    def _plausible(self) -> Any:
+    def _plausibility_check(self) -> Any:
         floor = self.floor
         if isinstance(floor, CalibratedCamera):
             margin = self.vision.floor_margin_m
@@ -133,7 +134,7 @@ class CameraPipeline:
         regions: list[Box] | None = None
         if motion is not None:
             regions = [*motion, *self.tracker.boxes()]
-        ctx = FrameContext(index=index, ts_ms=ts, regions=regions, plausible=self._plausible())
+        ctx = FrameContext(index=index, ts_ms=ts, regions=regions, plausible=self._plausible)
         detections: list[Detection] = []
         if run:
             detections = self.detector.detect(frame, ctx)

@@ -34,7 +34,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Depends, FastAPI, Header, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
@@ -188,15 +188,23 @@ pages_router = APIRouter(include_in_schema=False)
 # --------------------------------------------------------------------------- stores' side
 
 
-@stores_router.post(INGEST_PATH, response_model=IngestAck)
-async def ingest(request: Request, store_id: StoreId, hq: Settings) -> IngestAck:
-    raw = await _read_json_body(request)
+_StoreBody = TypeVar("_StoreBody", IngestBatch, GatewayHeartbeat)
+
+
+async def _store_body(request: Request, model: type[_StoreBody], store_id: str) -> _StoreBody:
+    """The request's body as ``model``, sent by the store whose key it carries."""
     try:
-        batch = IngestBatch.model_validate_json(raw)
+        body = model.model_validate_json(await _read_json_body(request))
     except ValidationError as exc:
         raise HTTPException(422, _errors(exc)) from None
-    if batch.store_id != store_id:
+    if body.store_id != store_id:
         raise HTTPException(403, f"this key belongs to store {store_id!r}")
+    return body
+
+
+@stores_router.post(INGEST_PATH, response_model=IngestAck)
+async def ingest(request: Request, store_id: StoreId, hq: Settings) -> IngestAck:
+    batch = await _store_body(request, IngestBatch, store_id)
     ack = await run_in_threadpool(hq.db.ingest, store_id, batch.events, hq.clock_ms())
     log.debug(
         "hq: store %s batch %s: %d stored, %d duplicates",
@@ -210,13 +218,7 @@ async def ingest(request: Request, store_id: StoreId, hq: Settings) -> IngestAck
 
 @stores_router.post(HEARTBEAT_PATH)
 async def heartbeat(request: Request, store_id: StoreId, hq: Settings) -> dict[str, bool]:
-    raw = await _read_json_body(request)
-    try:
-        beat = GatewayHeartbeat.model_validate_json(raw)
-    except ValidationError as exc:
-        raise HTTPException(422, _errors(exc)) from None
-    if beat.store_id != store_id:
-        raise HTTPException(403, f"this key belongs to store {store_id!r}")
+    beat = await _store_body(request, GatewayHeartbeat, store_id)
     await run_in_threadpool(hq.db.record_heartbeat, beat, hq.clock_ms())
     return {"ok": True}
 

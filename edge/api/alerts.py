@@ -6,7 +6,7 @@ from typing import Any
 
 from fastapi import APIRouter, Body, Depends, HTTPException, Query
 
-from edge.api.deps import Ctx, require_staff, require_store_reader
+from edge.api.deps import Ctx, gateway_actions, require_staff, require_store_reader
 
 router = APIRouter(
     prefix="/api/v1/alerts", tags=["alerts"], dependencies=[Depends(require_store_reader)]
@@ -31,10 +31,8 @@ def ack(
     ctx: Ctx, alert_id: str, staff: str = Body(default="staff", embed=True, max_length=64)
 ) -> dict[str, Any]:
     """Staff have seen the alert; it resolves by itself once its condition is gone."""
-    if ctx.actions is None:
-        raise HTTPException(status_code=503, detail="the gateway is not running")
     try:
-        return ctx.actions.ack_alert(alert_id, staff)
+        return gateway_actions(ctx).ack_alert(alert_id, staff)
     except LookupError as exc:
         raise HTTPException(status_code=404, detail=str(exc)) from None
     except ValueError as exc:

@@ -15,7 +15,14 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, HTTPException, Path
 from pydantic import BaseModel, ConfigDict, Field
 
-from edge.api.deps import ApiContext, Ctx, StaffActions, require_staff, require_store_reader
+from edge.api.deps import (
+    ApiContext,
+    Ctx,
+    StaffActions,
+    gateway_actions,
+    require_staff,
+    require_store_reader,
+)
 
 router = APIRouter(
     prefix="/api/v1/calibration",
@@ -43,10 +50,9 @@ class Factors(BaseModel):
 
 
 def _act(ctx: ApiContext, action: Callable[[StaffActions], dict[str, Any]]) -> dict[str, Any]:
-    if ctx.actions is None:
-        raise HTTPException(status_code=503, detail="the gateway is not running")
+    actions = gateway_actions(ctx)
     try:
-        return action(ctx.actions)
+        return action(actions)
     except LookupError as exc:
         raise HTTPException(status_code=404, detail=str(exc)) from None
     except (TimeoutError, ValueError) as exc:  # wrong step, plate not settled in time

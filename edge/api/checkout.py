@@ -62,9 +62,16 @@ def receipts(
 def receipt(ctx: Ctx, caller: AnyCaller, receipt_id: str) -> dict[str, Any]:
     """One receipt with its lines, adjustments (refunds, extra charges) and payments;
     another shopper's receipt is not found."""
-    found = ctx.read(lambda s: s.receipt(receipt_id))
-    owner = ctx.read(lambda s: s.receipt_shopper(receipt_id))
-    if found is None or (caller.shopper_id is not None and owner != caller.shopper_id):
+
+    def read(s: Store) -> dict[str, Any] | None:
+        if caller.shopper_id is not None and s.receipt_shopper(receipt_id) != caller.shopper_id:
+            return None
+        found = s.receipt(receipt_id)
+        if found is not None:
+            found["payments"] = s.payments(receipt_id=receipt_id)
+        return found
+
+    found = ctx.read(read)
+    if found is None:
         raise HTTPException(status_code=404, detail=f"no receipt {receipt_id}")
-    found["payments"] = ctx.read(lambda s: s.payments(receipt_id=receipt_id))
     return found

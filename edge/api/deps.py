@@ -89,6 +89,13 @@ def context(request: Request) -> ApiContext:
 Ctx = Annotated[ApiContext, Depends(context)]
 
 
+def gateway_actions(ctx: ApiContext) -> StaffActions:
+    """The running gateway's staff actions; 503 when the API runs without one."""
+    if ctx.actions is None:
+        raise HTTPException(status_code=503, detail="the gateway is not running")
+    return ctx.actions
+
+
 # ---------------------------------------------------------------------- roles and tokens
 
 

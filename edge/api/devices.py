@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, HTTPException, Query
 from pydantic import BaseModel, ConfigDict, Field
 
 from devices.protocol import TwinValue
-from edge.api.deps import Ctx, Role, require_role, require_store_reader
+from edge.api.deps import Ctx, gateway_actions, require_store_reader
 
 router = APIRouter(prefix="/api/v1", tags=["devices"], dependencies=[Depends(require_store_reader)])
 
@@ -23,8 +23,8 @@ def devices(ctx: Ctx) -> dict[str, Any]:
 @router.get("/dead-letters")
 def dead_letters(ctx: Ctx, limit: int = Query(default=100, ge=1, le=1000)) -> dict[str, Any]:
     """Rejected inbound messages with the reason each was refused."""
-    items = ctx.read(lambda s: s.dead_letters(limit=limit))
-    return {"items": items, "total": ctx.read(lambda s: s.dead_letter_count())}
+    items, total = ctx.read(lambda s: (s.dead_letters(limit=limit), s.dead_letter_count()))
+    return {"items": items, "total": total}
 
 
 class DesiredSettings(BaseModel):
@@ -41,14 +41,12 @@ def twin(ctx: Ctx, device_id: str) -> dict[str, Any]:
 
 @router.put(
     "/devices/{device_id}/twin/desired",
-    dependencies=[Depends(require_role(Role.STAFF, Role.HQ))],
+    dependencies=[Depends(require_store_reader)],
 )
 def set_desired(ctx: Ctx, device_id: str, body: DesiredSettings) -> dict[str, Any]:
     """Change desired settings; an online device gets them now, an offline one when it
     comes back (its birth reports what it runs, the gateway sends the difference)."""
-    if ctx.actions is None:
-        raise HTTPException(status_code=503, detail="the gateway is not running")
     try:
-        return ctx.actions.set_desired(device_id, dict(body.settings))
+        return gateway_actions(ctx).set_desired(device_id, dict(body.settings))
     except LookupError as exc:
         raise HTTPException(status_code=404, detail=str(exc)) from None

@@ -16,12 +16,13 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from devices.ota import MAX_INLINE_IMAGE_BYTES
 from devices.protocol import DeviceId, DeviceType
-from edge.api.deps import ApiContext, Ctx, Role, StaffActions, require_role, require_store_reader
+from edge.api.deps import Ctx, gateway_actions, require_store_reader
 from edge.ota import ImageRefused, OtaConflict, OtaNotConfigured
 
 router = APIRouter(prefix="/api/v1/ota", tags=["ota"], dependencies=[Depends(require_store_reader)])
-#: Firmware is pushed by HQ or by staff in the store.
-_staff_or_hq = [Depends(require_role(Role.STAFF, Role.HQ))]
+#: Firmware is pushed by HQ or by staff in the store (the router's own roles, named
+#: again for the reader; the same callable, so FastAPI checks the token once).
+_staff_or_hq = [Depends(require_store_reader)]
 
 
 class ImageUpload(BaseModel):
@@ -59,12 +60,6 @@ class HaltRequest(BaseModel):
     reason: str = Field(default="", max_length=300)
 
 
-def _actions(ctx: ApiContext) -> StaffActions:
-    if ctx.actions is None:
-        raise HTTPException(status_code=503, detail="the gateway is not running")
-    return ctx.actions
-
-
 def _refusal(exc: Exception) -> HTTPException:
     if isinstance(exc, ImageRefused):
         return HTTPException(status_code=422, detail=f"image refused: {exc}")
@@ -85,7 +80,7 @@ def register_image(ctx: Ctx, body: ImageUpload) -> dict[str, Any]:
     except (binascii.Error, ValueError):
         raise HTTPException(status_code=422, detail="image refused: not base64") from None
     try:
-        return _actions(ctx).register_firmware(body.manifest, image)
+        return gateway_actions(ctx).register_firmware(body.manifest, image)
     except (ImageRefused, OtaConflict, OtaNotConfigured) as exc:
         raise _refusal(exc) from None
 
@@ -102,7 +97,7 @@ def create_rollout(ctx: Ctx, body: RolloutRequest) -> dict[str, Any]:
     """Start a staged rollout: the canaries are offered the image now, the rest once
     every canary stayed healthy for the health window."""
     try:
-        return _actions(ctx).create_rollout(
+        return gateway_actions(ctx).create_rollout(
             body.device_type.value,
             body.version,
             canary_share=body.canary_share,
@@ -136,6 +131,6 @@ def rollout(ctx: Ctx, rollout_id: str) -> dict[str, Any]:
 def halt_rollout(ctx: Ctx, rollout_id: str, body: HaltRequest) -> dict[str, Any]:
     """Stop a rollout: no further device is offered the image."""
     try:
-        return _actions(ctx).halt_rollout(rollout_id, body.reason)
+        return gateway_actions(ctx).halt_rollout(rollout_id, body.reason)
     except (OtaConflict, LookupError) as exc:
         raise _refusal(exc) from None

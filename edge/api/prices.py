@@ -7,7 +7,7 @@ from typing import Any
 from fastapi import APIRouter, Depends, HTTPException
 from pydantic import BaseModel, ConfigDict, Field
 
-from edge.api.deps import Ctx, Role, require_role, require_store_reader
+from edge.api.deps import Ctx, gateway_actions, require_store_reader
 
 router = APIRouter(prefix="/api/v1", tags=["prices"], dependencies=[Depends(require_store_reader)])
 
@@ -18,14 +18,12 @@ class NewPrice(BaseModel):
     price_minor: int = Field(ge=0, le=100_000_000, description="integer minor units (cents)")
 
 
-@router.put("/products/{barcode}/price", dependencies=[Depends(require_role(Role.STAFF, Role.HQ))])
+@router.put("/products/{barcode}/price", dependencies=[Depends(require_store_reader)])
 def set_price(ctx: Ctx, barcode: str, body: NewPrice) -> dict[str, Any]:
     """Change a product's price: the next receipt charges it, and every label of the
     product is told (now if online, else when it comes back)."""
-    if ctx.actions is None:
-        raise HTTPException(status_code=503, detail="the gateway is not running")
     try:
-        return ctx.actions.set_price(barcode, body.price_minor)
+        return gateway_actions(ctx).set_price(barcode, body.price_minor)
     except LookupError as exc:
         raise HTTPException(status_code=404, detail=str(exc)) from None
 

@@ -7,7 +7,7 @@ from typing import Any
 from fastapi import APIRouter, Depends, HTTPException, Query
 from pydantic import BaseModel, ConfigDict, Field
 
-from edge.api.deps import Ctx, require_staff, require_store_reader
+from edge.api.deps import Ctx, gateway_actions, require_staff, require_store_reader
 
 router = APIRouter(
     prefix="/api/v1/review", tags=["review"], dependencies=[Depends(require_store_reader)]
@@ -41,14 +41,13 @@ def review_queue(
 def resolve(ctx: Ctx, review_id: str, decision: ReviewDecision) -> dict[str, Any]:
     """Staff decide: the product goes into the shopper's cart, or onto their receipt as an
     extra charge (a pick) or a refund (a put-back) when they have already left."""
-    if ctx.actions is None:
-        raise HTTPException(status_code=503, detail="the gateway is not running")
+    actions = gateway_actions(ctx)
     if not decision.dismiss and (decision.barcode is None or decision.session_token is None):
         raise HTTPException(
             status_code=422, detail="give barcode and session_token, or dismiss: true"
         )
     try:
-        return ctx.actions.resolve_review(
+        return actions.resolve_review(
             review_id,
             barcode=None if decision.dismiss else decision.barcode,
             quantity=decision.quantity,

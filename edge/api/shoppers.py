@@ -15,11 +15,10 @@ from edge.api.deps import (
     ApiContext,
     Caller,
     Ctx,
-    Role,
     Shopper,
     StaffOrHq,
     public,
-    require_role,
+    require_staff,
 )
 from edge.shoppers.service import OutOfStock, ShopperService
 from edge.store.repo import Store
@@ -27,7 +26,7 @@ from edge.store.repo import Store
 router = APIRouter(prefix="/api/v1", tags=["shoppers"])
 
 Barcode = Annotated[str, Path(pattern=r"^[0-9A-Za-z-]{1,32}$")]
-Staff = Annotated[Caller, Depends(require_role(Role.STAFF))]
+Staff = Annotated[Caller, Depends(require_staff)]
 
 
 def _service(ctx: ApiContext) -> ShopperService:
@@ -231,12 +230,19 @@ def orders(
 @router.get("/orders/{order_id}")
 def order(ctx: Ctx, caller: AnyCaller, order_id: str) -> dict[str, Any]:
     """One order: state, lines, pick list and payment; another shopper's is not found."""
-    found = ctx.read(lambda s: s.order(order_id))
-    if found is None or (
-        caller.shopper_id is not None and found["shopper_id"] != caller.shopper_id
-    ):
+
+    def read(s: Store) -> dict[str, Any] | None:
+        found = s.order(order_id)
+        if found is None or (
+            caller.shopper_id is not None and found["shopper_id"] != caller.shopper_id
+        ):
+            return None
+        found["payments"] = s.payments(order_id=order_id)
+        return found
+
+    found = ctx.read(read)
+    if found is None:
         raise HTTPException(status_code=404, detail=f"no order {order_id}")
-    found["payments"] = ctx.read(lambda s: s.payments(order_id=order_id))
     return found
 
 

@@ -259,6 +259,15 @@ class ShelfDetector:
         new._minor = [e for e in self._minor if e.plate < plates]
         return new
 
+    def reconfigured(self, cfg: DetectorConfig) -> ShelfDetector:
+        """This shelf under new settings: each plate keeps its settled level and
+        calibration state, and changes waiting for their neighbours stay."""
+        new = ShelfDetector(self.device_id, len(self.plates), cfg)
+        for i, plate in enumerate(self.plates):
+            new.reset_plate(i, muted=plate.muted, baseline_g=plate.baseline_g)
+        new._pending, new._minor = self._pending, self._minor
+        return new
+
     def rescale_plate(self, plate: int, convert: Callable[[float], float]) -> None:
         """The plate's readings change units: its level carries over, no event."""
         self.plates[plate].rescale(convert)

@@ -171,14 +171,9 @@ class CheckoutEngine:
         """New settings while running (a configuration from HQ).  Each plate keeps its
         settled level, calibration state and changes waiting for their neighbours, so
         nothing in progress is lost; what the live planogram learned stays."""
-        for device_id, old in list(self.shelves.items()):  # the same dict: others hold it
-            if detector_cfg == self._detector:
-                break
-            new = ShelfDetector(device_id, len(old.plates), detector_cfg)
-            for i, plate in enumerate(old.plates):
-                new.reset_plate(i, muted=plate.muted, baseline_g=plate.baseline_g)
-            new._pending, new._minor = old._pending, old._minor
-            self.shelves[device_id] = new
+        if detector_cfg != self._detector:
+            for device_id, old in list(self.shelves.items()):  # the same dict: others hold it
+                self.shelves[device_id] = old.reconfigured(detector_cfg)
         self._detector = detector_cfg
         self._inference = inference_cfg
         self._association = association_cfg

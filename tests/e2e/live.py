@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
@@ -15,6 +14,7 @@ from typing import Any
 from edge.api.server import ApiServer, serve_gateway
 from edge.app import Gateway
 from edge.config import default_config_path, load_config
+from edge.mqtt.broker import free_port
 from firmware_sim.store import StoreSimulator
 
 STAFF_TOKEN = "e2e-staff-token"
@@ -30,12 +30,6 @@ def find_chromium() -> str | None:
         if found:
             return found
     return None
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass
@@ -77,7 +71,7 @@ def live_store(
         stack.callback(gateway.stop)
         if gateway.link is None or not gateway.link.wait_connected(15):
             raise RuntimeError("the gateway did not connect to its broker")
-        api = serve_gateway(gateway, "127.0.0.1", _free_port(), STAFF_TOKEN)
+        api = serve_gateway(gateway, "127.0.0.1", free_port(), STAFF_TOKEN)
         stack.callback(api.stop)
         host, port = gateway.mqtt_address
         gates = {g.direction: g.device_id for g in config.gates}

@@ -334,12 +334,11 @@ def test_gate_publishes_gate_events(
     assert (event.direction, event.session_token) == ("entry", "shopper-x-0001")
 
 
+@pytest.mark.timeout(30)  # a start that never gives up fails here, not by a clock assert
 def test_start_times_out_without_a_broker() -> None:
     device = SimDevice("s", "lonely", "127.0.0.1", 1, device_type=DeviceType.FRIDGE)
-    started = time.monotonic()
     with pytest.raises(TimeoutError, match=r"lonely could not connect .*127\.0\.0\.1:1"):
         device.start(timeout=0.5)
-    assert time.monotonic() - started < 3
     assert not device.connected
 
 

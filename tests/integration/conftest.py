@@ -7,6 +7,7 @@ import queue
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -14,9 +15,11 @@ from typing import Any
 import paho.mqtt.client as mqtt
 import pytest
 
+from devices.layout import load_planogram
 from devices.protocol import ReceiptMessage
 from edge.app import Gateway
 from edge.config import GatewayConfig, default_config_path, load_config
+from firmware_sim.store import StoreSimulator
 
 
 def gateway_config(store_id: str, broker_url: str, db: Path, **mqtt: Any) -> GatewayConfig:
@@ -42,19 +45,41 @@ class RunningGateway:
         return self.receipts.get(timeout=timeout)
 
 
-@pytest.fixture
-def running_gateway(mosquitto, unique_store_id, tmp_path) -> Iterator[RunningGateway]:
-    cfg = gateway_config(unique_store_id, mosquitto.url, tmp_path / "gateway.db")
+@contextmanager
+def started_gateway(cfg: GatewayConfig) -> Iterator[RunningGateway]:
+    """A gateway started with ``cfg`` and connected to the broker; stopped on exit."""
     gw = Gateway(cfg)
     receipts: queue.Queue[ReceiptMessage] = queue.Queue()
     gw.add_receipt_listener(receipts.put)
     gw.start()
-    assert gw.link is not None
-    assert gw.link.wait_connected(10), "gateway did not connect to mosquitto"
     try:
+        assert gw.link is not None
+        assert gw.link.wait_connected(10), "gateway did not connect to mosquitto"
         yield RunningGateway(gw, receipts)
     finally:
         gw.stop()
+
+
+@pytest.fixture
+def running_gateway(mosquitto, unique_store_id, tmp_path) -> Iterator[RunningGateway]:
+    cfg = gateway_config(unique_store_id, mosquitto.url, tmp_path / "gateway.db")
+    with started_gateway(cfg) as running:
+        yield running
+
+
+def store_simulator(gw: Gateway, mosquitto: Any, seed: int, **kwargs: Any) -> StoreSimulator:
+    """The simulated store (planogram, both gates) for ``gw``, on the session's broker."""
+    cfg = gw.config
+    return StoreSimulator(
+        load_planogram(cfg.planogram),
+        cfg.store_id,
+        mosquitto.host,
+        mosquitto.port,
+        entry_gate="gate-entry",
+        exit_gate="gate-exit",
+        seed=seed,
+        **kwargs,
+    )
 
 
 class RawDevice:
@@ -90,4 +115,12 @@ def wait_for(predicate: Any, timeout: float = 10.0, what: str = "condition") -> 
     raise AssertionError(f"timed out waiting for {what}")
 
 
-__all__ = ["RawDevice", "RunningGateway", "gateway_config", "threading", "wait_for"]
+__all__ = [
+    "RawDevice",
+    "RunningGateway",
+    "gateway_config",
+    "started_gateway",
+    "store_simulator",
+    "threading",
+    "wait_for",
+]

@@ -19,6 +19,7 @@ from typer.testing import CliRunner
 from devices import protocol as p
 from edge.cli import app
 from edge.mqtt.broker import free_port
+from tests.integration.conftest import wait_for
 
 STORE = "sec-store"
 
@@ -125,9 +126,7 @@ def test_devices_are_confined_to_their_own_topics(secured_broker):
     command = p.command_topic(STORE, "shelf-2", "rebirth")
     for topic in (other, command, own):  # the allowed one last: once it arrives, all did
         shelf.publish(topic, batch, qos=1).wait_for_publish(5)
-    deadline = time.monotonic() + 5
-    while own not in seen and time.monotonic() < deadline:
-        time.sleep(0.05)
+    wait_for(lambda: own in seen, timeout=5, what="the device's own batch")
     time.sleep(0.3)
     assert own in seen
     assert other not in seen  # publishing as someone else is refused by the broker

@@ -4,25 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from devices.layout import load_planogram
 from edge.config import default_config_path, load_config
 from edge.store.repo import Store
-from firmware_sim.store import StoreSimulator
-from tests.integration.conftest import wait_for
+from tests.integration.conftest import store_simulator, wait_for
 
 
 @pytest.fixture
 def simulator(mosquitto, running_gateway):
-    cfg = running_gateway.gateway.config
-    sim = StoreSimulator(
-        load_planogram(cfg.planogram),
-        cfg.store_id,
-        mosquitto.host,
-        mosquitto.port,
-        entry_gate="gate-entry",
-        exit_gate="gate-exit",
-        seed=11,
-    )
+    sim = store_simulator(running_gateway.gateway, mosquitto, seed=11)
     sim.start()
     yield sim
     sim.stop()

@@ -3,21 +3,18 @@ acknowledge it, the API shows them in sync, and the next receipt charges the new
 
 from __future__ import annotations
 
-import queue
 from collections.abc import Iterator
 
 import pytest
 from fastapi.testclient import TestClient
 
 from devices.layout import load_planogram
-from devices.protocol import ReceiptMessage
 from edge.api.app import create_app
-from edge.app import Gateway
 from edge.config import EslConfig
 from edge.store.repo import Store
 from firmware_sim.esl import SimEsl
 from firmware_sim.store import StoreSimulator
-from tests.integration.conftest import RunningGateway, gateway_config, wait_for
+from tests.integration.conftest import RunningGateway, gateway_config, started_gateway, wait_for
 
 TOKEN = "staff-t0ken"
 
@@ -36,16 +33,8 @@ def labelled_gateway(mosquitto, unique_store_id, tmp_path) -> Iterator[RunningGa
             ]
         }
     )
-    gw = Gateway(cfg)
-    receipts: queue.Queue[ReceiptMessage] = queue.Queue()
-    gw.add_receipt_listener(receipts.put)
-    gw.start()
-    assert gw.link is not None
-    assert gw.link.wait_connected(10), "gateway did not connect to mosquitto"
-    try:
-        yield RunningGateway(gw, receipts)
-    finally:
-        gw.stop()
+    with started_gateway(cfg) as running:
+        yield running
 
 
 def _acks(store: Store, device: str) -> list[dict]:

@@ -10,13 +10,11 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
 from devices import protocol as p
-from devices.layout import load_planogram
 from edge.store.repo import Store
 from firmware_sim.faults import FaultInjector, parse_faults
 from firmware_sim.gate import SimGate
 from firmware_sim.shelf import SimShelf
-from firmware_sim.store import StoreSimulator
-from tests.integration.conftest import wait_for
+from tests.integration.conftest import store_simulator, wait_for
 from tests.integration.test_broker_security import STORE as SECURE_STORE
 from tests.integration.test_broker_security import secured_broker
 
@@ -44,13 +42,9 @@ def test_duplicated_messages_are_dropped_by_the_gateway_and_the_cart_is_right(
 ):
     gw = running_gateway.gateway
     cfg = gw.config
-    sim = StoreSimulator(
-        load_planogram(cfg.planogram),
-        cfg.store_id,
-        mosquitto.host,
-        mosquitto.port,
-        entry_gate="gate-entry",
-        exit_gate="gate-exit",
+    sim = store_simulator(
+        gw,
+        mosquitto,
         seed=3,
         faults=parse_faults(["duplicate_rate=1@shelf-1", "duplicate_rate=1@type:gate"]),
     )
@@ -209,13 +203,9 @@ def test_a_broker_with_the_generated_acl_refuses_the_impersonation(secured_broke
 def test_timed_network_drops_in_the_simulated_store(mosquitto, running_gateway):
     gw = running_gateway.gateway
     cfg = gw.config
-    sim = StoreSimulator(
-        load_planogram(cfg.planogram),
-        cfg.store_id,
-        mosquitto.host,
-        mosquitto.port,
-        entry_gate="gate-entry",
-        exit_gate="gate-exit",
+    sim = store_simulator(
+        gw,
+        mosquitto,
         seed=1,
         faults=parse_faults(["disconnect_every_s=0.5@shelf-3", "disconnect_for_s=0.3@shelf-3"]),
     )

@@ -11,14 +11,18 @@ import pytest
 from fastapi.testclient import TestClient
 from paho.mqtt.enums import CallbackAPIVersion
 
-from devices.layout import load_planogram
 from devices.protocol import AlertMessage, ReceiptMessage, alert_topic
 from edge.api.app import create_app
 from edge.app import Gateway
 from edge.config import PlateHealthConfig, PlatesConfig
 from edge.store.repo import Store
 from firmware_sim.store import StoreSimulator
-from tests.integration.conftest import gateway_config, wait_for
+from tests.integration.conftest import (
+    gateway_config,
+    started_gateway,
+    store_simulator,
+    wait_for,
+)
 
 STAFF = {"Authorization": "Bearer t0ken"}
 OFFSET, GAIN = 800.0, 2.5  # shelf-1 plate 0 reports raw = 800 + 2.5 * grams
@@ -56,26 +60,13 @@ class AlertListener:
 def gateway(mosquitto, unique_store_id, tmp_path) -> Iterator[Gateway]:
     cfg = gateway_config(unique_store_id, mosquitto.url, tmp_path / "gateway.db")
     health = PlateHealthConfig(check_every=1, stuck_after_s=2, clear_after_s=1)
-    gw = Gateway(cfg.model_copy(update={"plates": PlatesConfig(health=health)}))
-    gw.start()
-    assert gw.link is not None
-    assert gw.link.wait_connected(10), "gateway did not connect to mosquitto"
-    yield gw
-    gw.stop()
+    with started_gateway(cfg.model_copy(update={"plates": PlatesConfig(health=health)})) as running:
+        yield running.gateway
 
 
 @pytest.fixture
 def simulator(mosquitto, gateway) -> Iterator[StoreSimulator]:
-    cfg = gateway.config
-    sim = StoreSimulator(
-        load_planogram(cfg.planogram),
-        cfg.store_id,
-        mosquitto.host,
-        mosquitto.port,
-        entry_gate="gate-entry",
-        exit_gate="gate-exit",
-        seed=5,
-    )
+    sim = store_simulator(gateway, mosquitto, seed=5)
     sim.shelves["shelf-1"].set_raw_transfer(0, OFFSET, GAIN)  # an uncalibrated plate
     sim.start()
     wait_for(lambda: gateway.liveness.state("shelf-1") == "online", what="shelf-1 online")

@@ -52,13 +52,12 @@ def test_a_corrupt_video_is_a_clear_error(tmp_path: Path) -> None:
         OpenCvSource(str(tmp_path / "missing.mp4")).open()
 
 
+@pytest.mark.timeout(30)  # not a hang: a hung open fails the test here
 def test_an_unreachable_stream_is_a_clear_error() -> None:
     # Port 9 on the loopback: nothing listens, the connection is refused at once.
     source = OpenCvSource("rtsp://127.0.0.1:9/stream", name="cam-door", open_timeout_s=2.0)
-    start = time.monotonic()
     with pytest.raises(CaptureError, match=r"cam-door: cannot open stream"):
         source.open()
-    assert time.monotonic() - start < 30  # not a hang (generous: shared CI cores)
 
 
 @pytest.mark.allow_error_logs

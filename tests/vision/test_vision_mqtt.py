@@ -59,15 +59,12 @@ def test_vision_run_publishes_floor_positions(
         got.append(inbound.message)
 
     client.on_message = on_message
-    client.on_connect = lambda c, *_: (
-        c.subscribe(positions_topic(unique_store_id, "cam-9")),
-        done.set(),
-    )
+    client.on_connect = lambda c, *_: c.subscribe(positions_topic(unique_store_id, "cam-9"))
+    client.on_subscribe = lambda *_: done.set()  # the broker has the subscription
     client.connect(mosquitto.host, mosquitto.port)  # type: ignore[attr-defined]
     client.loop_start()
     try:
         assert done.wait(5)
-        time.sleep(0.2)
         out = CliRunner().invoke(
             app,
             [
