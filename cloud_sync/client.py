@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import gzip
 import ipaddress
+import logging
 import random
 import ssl
 import threading
@@ -38,6 +39,8 @@ from cloud_sync.wire import (
     IngestBatch,
     SyncChanges,
 )
+
+log = logging.getLogger(__name__)
 
 USER_AGENT = "storeedge-gateway/1"
 #: Bodies smaller than this are sent as they are.
@@ -221,7 +224,9 @@ class HqWorker(ABC):
     """One background thread talking to HQ: its client, backoff, start and stop.
 
     Subclasses name themselves (``_what``: the thread is ``hq-<what>``) and write
-    :meth:`_run`, which loops until ``_stop`` is set and waits on ``_wake``.
+    :meth:`step`, one round that returns the seconds until the next.  The loop runs
+    rounds until stopped; a round that fails unexpectedly (a bug, a broken database)
+    is logged and retried after a backoff, so the thread never dies of it.
     """
 
     _what: str = "worker"
@@ -266,4 +271,15 @@ class HqWorker(ABC):
             self._client = None
 
     @abstractmethod
-    def _run(self) -> None: ...
+    def step(self) -> float: ...
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                wait = self.step()
+            except Exception:  # a bug or a broken database: say so, keep the thread alive
+                log.exception("hq %s: unexpected failure; retrying", self._what)
+                wait = self._backoff.next_delay()
+            if wait > 0:
+                self._wake.wait(wait)
+            self._wake.clear()

@@ -87,12 +87,6 @@ class Fetcher(HqWorker):
         """Ask HQ now instead of at the next poll."""
         self._wake.set()
 
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            wait = self.step()
-            self._wake.wait(wait)
-            self._wake.clear()
-
     def step(self) -> float:
         """Fetch once and apply what came; returns the seconds until the next try."""
         client = self._ensure_client()

@@ -152,17 +152,6 @@ class Sender(HqWorker):
 
     # ------------------------------------------------------------------ the loop
 
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                wait = self.step()
-            except Exception:  # a bug or a broken database: say so, keep the thread alive
-                log.exception("hq sender: unexpected failure; retrying")
-                wait = self._backoff.next_delay()
-            if wait > 0:
-                self._wake.wait(wait)
-            self._wake.clear()
-
     def step(self) -> float:
         """One round: maintenance, heartbeat, at most one batch.  Returns how long
         to wait before the next round."""

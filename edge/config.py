@@ -118,6 +118,13 @@ class InferenceConfig(_Strict):
         le=1,
         description="how far a product camera's scores re-weight the hypotheses (0: ignored)",
     )
+    vision_confirm_below: float = Field(
+        default=0.9,
+        ge=0,
+        le=1,
+        description="while product cameras report, an event whose best product by weight "
+        "has less than this confidence waits for a camera's view (up to vision_hold_ms)",
+    )
     vision_hold_ms: int = Field(
         default=1500,
         ge=0,

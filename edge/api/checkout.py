@@ -12,15 +12,6 @@ from edge.store.repo import Store
 router = APIRouter(prefix="/api/v1", tags=["checkout"])
 
 
-def _own_sessions(s: Store, shopper_id: str, state: str | None, limit: int) -> list[dict[str, Any]]:
-    out = []
-    for token in s.shopper_session_tokens(shopper_id, state, limit):
-        session = s.session(token)
-        if session is not None:
-            out.append({**session, "cart": s.cart(token)})
-    return out
-
-
 @router.get("/sessions")
 def sessions(
     ctx: Ctx,
@@ -32,7 +23,11 @@ def sessions(
     a shopper sees only their own."""
     shopper = caller.shopper_id
     if shopper is not None:
-        items = ctx.read(lambda s: _own_sessions(s, shopper, state, limit))
+        items = ctx.read(
+            lambda s: s.sessions(
+                state=state, limit=limit, tokens=s.shopper_session_tokens(shopper, state, limit)
+            )
+        )
     else:
         items = ctx.read(lambda s: s.sessions(state=state, limit=limit))
     return {"items": items, "total": len(items)}
@@ -47,11 +42,7 @@ def receipts(
     shopper = caller.shopper_id
     if shopper is not None:
         items = ctx.read(
-            lambda s: [
-                r
-                for rid in s.shopper_receipt_ids(shopper, limit)
-                if (r := s.receipt(rid)) is not None
-            ]
+            lambda s: s.receipts(limit=limit, receipt_ids=s.shopper_receipt_ids(shopper, limit))
         )
     else:
         items = ctx.read(lambda s: s.receipts(limit=limit))

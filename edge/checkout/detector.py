@@ -58,6 +58,7 @@ class PlateDetector:
         "device_id",
         "muted",
         "plate",
+        "touched_ms",
     )
 
     def __init__(self, device_id: str, plate: int, cfg: DetectorConfig) -> None:
@@ -72,6 +73,8 @@ class PlateDetector:
         self._plateau_since: int | None = None
         self._still = True  # the latest window passed the settle test
         self.muted = False  # under calibration: its samples are not looked at
+        #: When a hand last left this plate with (almost) no change: it was touched.
+        self.touched_ms: int | None = None
 
     def reset(self, baseline_g: float | None = None) -> None:
         """Start from ``baseline_g``, or (None) take the next settled window as the
@@ -137,6 +140,8 @@ class PlateDetector:
             self._close_episode(mean)
             return WeightEvent(self.device_id, self.plate, delta, started, end_ms, settled)
         if abs(delta) < MINOR_DELTA_G:
+            if self._episode:
+                self.touched_ms = end_ms
             self._close_episode(mean)  # drift, or a touch that left everything as it was
             return None
         if not self._episode:
@@ -155,6 +160,12 @@ class PlateDetector:
         if end_ms - self._plateau_since >= PLATEAU_MS:
             self._close_episode(mean)
         return None
+
+    def absorb(self, delta_g: float) -> None:
+        """A small settled change of this plate was counted in a neighbour's event: its
+        level is the new baseline, so the same change is never reported twice."""
+        if self.baseline_g is not None:
+            self._close_episode(self.baseline_g + delta_g)
 
     def _close_episode(self, level: float) -> None:
         self.baseline_g = level
@@ -284,45 +295,73 @@ class ShelfDetector:
         )
         return any(self.plates[i].unsettled for i in range(lo, hi))
 
-    def _minor_partners(self, group: list[WeightEvent]) -> list[WeightEvent]:
-        """Small same-sign moves of neighbouring plates at the same time: the same item."""
-        sign = math.copysign(1.0, sum(e.delta_g for e in group))
-        plates = {e.plate for e in group}
-        partners = [
-            m
-            for m in self._minor
-            if m.plate not in plates
-            and math.copysign(1.0, m.delta_g) == sign
-            and any(
-                abs(m.plate - e.plate) <= self._neighbours
-                and abs(m.end_ms - e.end_ms) <= GROUP_WINDOW_MS
-                for e in group
-            )
-        ]
-        for m in partners:
-            self._minor.remove(m)
-        return partners
+    def _linked(self, a: WeightEvent, b: WeightEvent) -> bool:
+        """Changes of neighbouring plates that settled together (the same item); a small
+        move joins only a change of its own sign.  Two changes one plate further apart
+        belong together when a hand was on every plate between them at that time (an
+        item across three plates whose middle plate took too little of it to count)."""
+        if abs(a.end_ms - b.end_ms) > GROUP_WINDOW_MS:
+            return False
+        gap = abs(a.plate - b.plate)
+        if gap > self._neighbours and not (
+            gap == self._neighbours + 1 > 1 and self._touched_between(a, b)
+        ):
+            return False
+        return not (a.minor or b.minor) or math.copysign(1.0, a.delta_g) == math.copysign(
+            1.0, b.delta_g
+        )
+
+    def _touched_between(self, a: WeightEvent, b: WeightEvent) -> bool:
+        lo, hi = sorted((a.plate, b.plate))
+        for plate in range(lo + 1, hi):
+            touched = self.plates[plate].touched_ms
+            if (
+                touched is None
+                or max(abs(touched - a.end_ms), abs(touched - b.end_ms)) > GROUP_WINDOW_MS
+            ):
+                return False
+        return True
+
+    def _groups(self) -> list[tuple[list[WeightEvent], list[WeightEvent]]]:
+        """The waiting changes in groups (changes, small moves that belong to them): plates
+        linked directly or through a neighbour's small move (an item across three plates
+        whose middle plate took little of it)."""
+        nodes = sorted(self._pending, key=lambda e: (e.end_ms, e.plate)) + self._minor
+        parent = list(range(len(nodes)))
+
+        def root(i: int) -> int:
+            while parent[i] != i:
+                parent[i] = parent[parent[i]]
+                i = parent[i]
+            return i
+
+        for i, a in enumerate(nodes):
+            for j in range(i):
+                if self._linked(a, nodes[j]):
+                    parent[root(i)] = root(j)
+        members: dict[int, list[WeightEvent]] = {}
+        for i, node in enumerate(nodes):
+            members.setdefault(root(i), []).append(node)
+        groups = []
+        for group in members.values():
+            major = [e for e in group if not e.minor]
+            if major:
+                groups.append((major, [e for e in group if e.minor]))
+        groups.sort(key=lambda g: min((e.end_ms, e.plate) for e in g[0]))
+        return groups
 
     def _flush(self) -> list[ShelfEvent]:
-        groups: list[list[WeightEvent]] = []
-        for event in sorted(self._pending, key=lambda e: (e.end_ms, e.plate)):
-            for group in groups:
-                if any(
-                    abs(event.plate - other.plate) <= self._neighbours
-                    and abs(event.end_ms - other.end_ms) <= GROUP_WINDOW_MS
-                    for other in group
-                ):
-                    group.append(event)
-                    break
-            else:
-                groups.append([event])
+        groups = self._groups()
         out: list[ShelfEvent] = []
-        for group in groups:
-            if any(self._moving_near(e.plate) for e in group):
+        for group, small in groups:
+            if any(self._moving_near(e.plate) for e in group + small):
                 continue
             for e in group:
                 self._pending.remove(e)
-            merged = group + self._minor_partners(group)
+            for m in small:
+                self._minor.remove(m)
+                self.plates[m.plate].absorb(m.delta_g)
+            merged = group + small
             per_plate: dict[int, float] = {}
             for e in merged:
                 per_plate[e.plate] = per_plate.get(e.plate, 0.0) + e.delta_g

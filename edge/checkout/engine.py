@@ -303,15 +303,17 @@ class CheckoutEngine:
     def _hold_for_view(
         self, event: ShelfEvent, token: str | None, hypotheses: list[Hypothesis]
     ) -> bool:
-        """Hold an event that weight cannot decide while product cameras report: its
-        view may still be on the way.  A clear answer, or a store without product
-        cameras, never waits."""
+        """Hold an event that weight cannot decide, or decides with less confidence than
+        ``inference.vision_confirm_below``, while product cameras report: its view may
+        still be on the way.  A sure answer, or a store without product cameras, never
+        waits."""
         hold = self._inference.vision_hold_ms
         now = self.clock_ms()
         if hold <= 0 or not hypotheses or not self.sightings.live(now):
             return False
         best = hypotheses[0]
-        if best.likelihood < MIN_LIKELIHOOD or best.confidence >= self._inference.min_confidence:
+        confirm_below = max(self._inference.min_confidence, self._inference.vision_confirm_below)
+        if best.likelihood < MIN_LIKELIHOOD or best.confidence >= confirm_below:
             return False
         self._held.append(_Held(event, token, now + hold))
         self.sightings.stats.held += 1

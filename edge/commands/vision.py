@@ -478,7 +478,7 @@ def measure_ties(
     from edge.checkout.inference import READING_NOISE_G, infer  # noqa: PLC0415
     from firmware_sim.aifi.planogram import weight_sd_g  # noqa: PLC0415
     from vision.product import ProductClassifier, fuse_scores  # noqa: PLC0415
-    from vision.product.render import view  # noqa: PLC0415
+    from vision.product.render import degrade, view  # noqa: PLC0415
 
     data = json.loads(planogram_json.read_text(encoding="utf-8"))["products"]
     products = {
@@ -547,7 +547,7 @@ def measure_ties(
                 truth.barcode, truth.name, np.random.default_rng(1_000_000 + seed * 10_000 + i)
             )
             if camera_px:
-                crop = _degrade(crop, camera_px, rng)
+                crop = degrade(crop, camera_px, int(rng.integers(3, 8)), rng)
             fused = fuse_scores(weight_only, classifier.scores(crop))
             for name, ranked in (("weight", weight_only), ("vision", fused)):
                 if not ranked:
@@ -578,23 +578,6 @@ def measure_ties(
         "classifier": str(classifier.model.name),
         "camera_px": camera_px,
     }
-
-
-def _degrade(crop: Any, px: int, rng: Any) -> Any:
-    """The view as a far, moving product: ``px`` pixels across, motion-blurred."""
-    import cv2  # noqa: PLC0415
-    import numpy as np  # noqa: PLC0415
-
-    side = crop.shape[0]
-    small = cv2.resize(crop, (px, px), interpolation=cv2.INTER_AREA)
-    back = cv2.resize(small, (side, side), interpolation=cv2.INTER_LINEAR)
-    length = int(rng.integers(3, 8))
-    line = np.zeros((length, length), dtype=np.float32)
-    line[length // 2, :] = 1.0 / length
-    rot = cv2.getRotationMatrix2D((length / 2, length / 2), float(rng.uniform(0, 180)), 1.0)
-    kernel = np.asarray(cv2.warpAffine(line, rot, (length, length)), dtype=np.float32)
-    kernel /= max(float(kernel.sum()), 1e-6)
-    return np.asarray(cv2.filter2D(back, -1, kernel), dtype=np.uint8)
 
 
 def bench_vision_ties_cmd(

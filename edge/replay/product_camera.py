@@ -42,7 +42,7 @@ from firmware_sim.replay.synth import Synthesis
 from firmware_sim.replay.wire import Message
 from firmware_sim.scenario import Case
 from vision.product import ProductClassifier
-from vision.product.render import SIZE, Image, view
+from vision.product.render import degrade, view
 
 DEVICE_ID = "product-cam-1"
 FIRMWARE = "replay-product-camera-1.0"
@@ -93,20 +93,6 @@ class CameraStats:
         self.grabs += other.grabs
         self.seen += other.seen
         self.top1_right += other.top1_right
-
-
-def degrade(crop: Image, px: int, blur: int, rng: np.random.Generator) -> Image:
-    """``crop`` as a far, moving product: ``px`` pixels across, blurred ``blur`` pixels."""
-    small = cv2.resize(crop, (px, px), interpolation=cv2.INTER_AREA)
-    out = np.asarray(cv2.resize(small, (SIZE, SIZE), interpolation=cv2.INTER_LINEAR), np.uint8)
-    if blur > 1:
-        line = np.zeros((blur, blur), dtype=np.float32)
-        line[blur // 2, :] = 1.0
-        turn = cv2.getRotationMatrix2D((blur / 2, blur / 2), float(rng.uniform(0, 180)), 1.0)
-        kernel = np.asarray(cv2.warpAffine(line, turn, (blur, blur)), dtype=np.float32)
-        kernel /= max(float(kernel.sum()), 1e-6)
-        out = np.asarray(cv2.filter2D(out, -1, kernel), dtype=np.uint8)
-    return out
 
 
 @dataclass

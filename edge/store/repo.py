@@ -221,15 +221,24 @@ class Store(
             self.db.query("SELECT * FROM sessions WHERE state = 'open' ORDER BY entered_ms")
         )
 
-    def sessions(self, state: str | None = None, limit: int = 200) -> list[dict[str, Any]]:
-        where, params = ("WHERE state = ?", (state, limit)) if state else ("", (limit,))
+    def sessions(
+        self, state: str | None = None, limit: int = 200, tokens: list[str] | None = None
+    ) -> list[dict[str, Any]]:
+        """Sessions newest first, each with its cart; only ``tokens`` when given."""
+        where, params = _where({"state": state}, "token", tokens)
         sessions = list(
             self.db.query(
-                f"SELECT * FROM sessions {where} ORDER BY entered_ms DESC LIMIT ?", params
+                f"SELECT * FROM sessions {where} ORDER BY entered_ms DESC LIMIT ?",
+                (*params, limit),
             )
         )
+        lines = self._children(
+            "SELECT session_token, barcode, quantity FROM cart_lines"
+            " WHERE session_token IN ({}) ORDER BY session_token, barcode",
+            [s["token"] for s in sessions],
+        )
         for s in sessions:
-            s["cart"] = self.cart(s["token"])
+            s["cart"] = {r["barcode"]: int(r["quantity"]) for r in lines.get(s["token"], [])}
         return sessions
 
     def session(self, token: str) -> dict[str, Any] | None:
@@ -335,40 +344,67 @@ class Store(
             )
         return receipt_id
 
-    def receipts(self, limit: int = 100, token: str | None = None) -> list[dict[str, Any]]:
-        where, params = ("WHERE session_token = ?", (token, limit)) if token else ("", (limit,))
+    def receipts(
+        self, limit: int = 100, token: str | None = None, receipt_ids: list[str] | None = None
+    ) -> list[dict[str, Any]]:
+        """Receipts newest first with their lines and adjustments; of one session
+        (``token``) or only ``receipt_ids`` when given."""
+        where, params = _where({"session_token": token}, "receipt_id", receipt_ids)
         receipts = list(
             self.db.query(
                 f"SELECT * FROM receipts {where} ORDER BY issued_ms DESC, receipt_id DESC LIMIT ?",
-                params,
+                (*params, limit),
             )
         )
+        ids = [r["receipt_id"] for r in receipts]
+        lines = self._children(
+            "SELECT receipt_id, barcode, name, quantity, unit_price_minor, line_total_minor"
+            " FROM receipt_lines WHERE receipt_id IN ({}) ORDER BY receipt_id, line_no",
+            ids,
+        )
+        adjustments = self._children(
+            "SELECT receipt_id, adjustment_id, review_id, barcode, name, quantity,"
+            " unit_price_minor, amount_minor, created_ms FROM receipt_adjustments"
+            " WHERE receipt_id IN ({}) ORDER BY receipt_id, created_ms",
+            ids,
+        )
         for r in receipts:
-            r["adjustments"] = self.adjustments(r["receipt_id"])
+            r["adjustments"] = adjustments.get(r["receipt_id"], [])
             r["adjusted_total_minor"] = r["total_minor"] + sum(
                 a["amount_minor"] for a in r["adjustments"]
             )
-            r["lines"] = list(
-                self.db.query(
-                    "SELECT barcode, name, quantity, unit_price_minor, line_total_minor"
-                    " FROM receipt_lines WHERE receipt_id = ? ORDER BY line_no",
-                    (r["receipt_id"],),
-                )
-            )
+            r["lines"] = lines.get(r["receipt_id"], [])
         return receipts
+
+    def _children(self, sql: str, keys: list[str]) -> dict[str, list[dict[str, Any]]]:
+        """Rows of a child table for many parents in one query (``sql`` has ``IN ({})``
+        and selects the parent key first), by parent key, without that key."""
+        out: dict[str, list[dict[str, Any]]] = {}
+        if not keys:
+            return out
+        cursor = self.db.conn.execute(sql.format(",".join("?" * len(keys))), keys)
+        names = [d[0] for d in cursor.description]
+        for row in cursor:
+            out.setdefault(row[0], []).append(dict(zip(names[1:], row[1:], strict=True)))
+        return out
 
     def receipt_count(self) -> int:
         """Transactions (issued receipts) recorded in this store."""
         return int(self.db.conn.execute("SELECT count(*) FROM receipts").fetchone()[0])
 
     def receipt(self, receipt_id: str) -> dict[str, Any] | None:
-        rows = list(
-            self.db.query("SELECT session_token FROM receipts WHERE receipt_id = ?", (receipt_id,))
-        )
-        if not rows:
-            return None
-        return next(
-            r
-            for r in self.receipts(token=rows[0]["session_token"])
-            if r["receipt_id"] == receipt_id
-        )
+        found = self.receipts(limit=1, receipt_ids=[receipt_id])
+        return found[0] if found else None
+
+
+def _where(
+    equal: dict[str, Any], key: str, keys: list[str] | None
+) -> tuple[str, tuple[Any, ...]]:
+    """A WHERE clause: each column of ``equal`` whose value is not None equals it, and
+    ``key`` is one of ``keys`` when those are given (none given: nothing matches)."""
+    terms = [f"{column} = ?" for column, value in equal.items() if value is not None]
+    params: list[Any] = [value for value in equal.values() if value is not None]
+    if keys is not None:
+        terms.append(f"{key} IN ({','.join('?' * len(keys))})" if keys else "0")
+        params += keys
+    return ("WHERE " + " AND ".join(terms) if terms else ""), tuple(params)

@@ -115,3 +115,19 @@ def view(barcode: str, name: str, rng: np.random.Generator) -> Image:
         out_u8 = np.asarray(cv2.GaussianBlur(out_u8, (k, k), 0), dtype=np.uint8)
     small = cv2.resize(out_u8, (SIZE, SIZE), interpolation=cv2.INTER_AREA)
     return small.astype(np.uint8)
+
+
+def degrade(crop: Image, px: int, blur: int, rng: np.random.Generator) -> Image:
+    """``crop`` as a far, moving product: ``px`` pixels across (then back to its size),
+    smeared by a motion blur ``blur`` pixels long in a random direction (1: none)."""
+    side = crop.shape[0]
+    small = cv2.resize(crop, (px, px), interpolation=cv2.INTER_AREA)
+    out = np.asarray(cv2.resize(small, (side, side), interpolation=cv2.INTER_LINEAR), np.uint8)
+    if blur > 1:
+        line = np.zeros((blur, blur), dtype=np.float32)
+        line[blur // 2, :] = 1.0
+        turn = cv2.getRotationMatrix2D((blur / 2, blur / 2), float(rng.uniform(0, 180)), 1.0)
+        kernel = np.asarray(cv2.warpAffine(line, turn, (blur, blur)), dtype=np.float32)
+        kernel /= max(float(kernel.sum()), 1e-6)
+        out = np.asarray(cv2.filter2D(out, -1, kernel), dtype=np.uint8)
+    return out
