@@ -201,7 +201,10 @@ class Gateway:
         self.staff.replace_planogram(new)
         self.shoppers.replace_planogram(new)
         self.stock_report.replace_planogram(new)
-        self.dispatcher.known_devices = self._known_devices(new)
+        known = self._known_devices(new)
+        for device_id in set(self.dispatcher.known_devices) - set(known):
+            self.liveness.forget(device_id)
+        self.dispatcher.known_devices = known
         self.planogram = new
 
     # ------------------------------------------------------------------ handlers

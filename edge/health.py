@@ -75,3 +75,9 @@ class Liveness:
 
     def state(self, device_id: str) -> str | None:
         return self._state.get(device_id)
+
+    def forget(self, device_id: str) -> None:
+        """The device is no longer part of the store (a planogram without its shelf):
+        its silence from now on is no news."""
+        for table in (self._last, self._state, self._limit, self._every):
+            table.pop(device_id, None)

@@ -267,9 +267,7 @@ class SimDevice:
                 with self._seq_lock:
                     self._seq = 0
                 self._power_lost = True  # the uptime restarts at power-on
-        logger.info(
-            "device %s: %s lost", self.device_id, "power" if power_loss else "network link"
-        )
+        logger.info("device %s: %s lost", self.device_id, "power" if power_loss else "network link")
 
     def restore_link(self) -> None:
         """Reconnect after :meth:`drop_link` (a new birth follows once connected)."""

@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Protocol
 
@@ -131,20 +132,26 @@ class CalibratedCamera:
         hit = self.position + t * ray
         return float(hit[0]), float(hit[1])
 
+    @cached_property
+    def _world_to_camera(self) -> tuple[F64, F64, F64]:
+        """(rotation, translation, Rodrigues vector) from world to camera: worked out
+        once per camera, not per projection."""
+        r_wc = np.asarray(self.rotation.T, dtype=np.float64)
+        t_wc = np.asarray(-r_wc @ self.position, dtype=np.float64)
+        rvec, _ = cv2.Rodrigues(r_wc)
+        return r_wc, t_wc, np.asarray(rvec, dtype=np.float64)
+
     def project(self, points: F64) -> tuple[F64, npt.NDArray[np.bool_]]:
         """Pixels of world points (N, 3) and whether each is in front of the camera."""
         pts = np.asarray(points, dtype=np.float64).reshape(-1, 3)
-        r_wc = self.rotation.T
-        t_wc = -r_wc @ self.position
+        r_wc, t_wc, rvec = self._world_to_camera
         depth = (pts @ r_wc.T + t_wc)[:, 2]
-        rvec, _ = cv2.Rodrigues(r_wc)
         pix, _ = cv2.projectPoints(pts, rvec, t_wc, self.camera_matrix, self.dist_coeffs)
         return np.asarray(pix, dtype=np.float64).reshape(-1, 2), depth > 0.05
 
     def floor_homography(self) -> FloorHomography:
         """Pixel (undistorted) to floor homography: inverse of K [r1 r2 t]."""
-        r_wc = self.rotation.T
-        t_wc = -r_wc @ self.position
+        r_wc, t_wc, _ = self._world_to_camera
         h = self.camera_matrix @ np.column_stack([r_wc[:, 0], r_wc[:, 1], t_wc])
         return FloorHomography(np.asarray(np.linalg.inv(h), dtype=np.float64))
 

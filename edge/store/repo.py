@@ -397,9 +397,7 @@ class Store(
         return found[0] if found else None
 
 
-def _where(
-    equal: dict[str, Any], key: str, keys: list[str] | None
-) -> tuple[str, tuple[Any, ...]]:
+def _where(equal: dict[str, Any], key: str, keys: list[str] | None) -> tuple[str, tuple[Any, ...]]:
     """A WHERE clause: each column of ``equal`` whose value is not None equals it, and
     ``key`` is one of ``keys`` when those are given (none given: nothing matches)."""
     terms = [f"{column} = ?" for column, value in equal.items() if value is not None]

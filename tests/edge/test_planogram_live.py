@@ -208,6 +208,12 @@ def test_a_removed_shelf_is_forgotten_and_a_new_one_becomes_known(tmp_path):
     assert "shelf-1" not in gw.dispatcher.known_devices
     assert "shelf-2" not in gw.dispatcher.known_devices
     assert gw.dispatcher.known_devices["gate-in"] == "gate"
+    # the removed shelves were online; their silence from now on is no news
+    assert gw.liveness.state("shelf-1") is None
+    assert gw.liveness.state("shelf-2") is None
+    silent = gw.liveness.check(gw.engine.clock_ms() + 3_600_000)
+    assert "shelf-1" not in silent
+    assert "shelf-2" not in silent
     b.store.close()
 
 

@@ -176,3 +176,21 @@ def test_sightings_match_by_shelf_plates_time_and_shopper():
     assert seen.take(_event((6,), 20_000, 21_000), None) is None  # too long after
     assert seen.live(600_000)
     assert not seen.live(600_001)
+
+
+def test_without_cameras_a_likely_weight_answer_goes_straight_to_the_cart(bench):
+    bench.change("shelf-1", 0, -394)  # juice (400 g) likelier than cider (402 g), not sure
+    assert bench.store.cart("tok-1") == {A: 1}
+    assert bench.gw.engine.sightings.stats.held == 0
+
+
+def test_a_likely_but_unsure_weight_answer_waits_for_a_view_while_cameras_report(bench):
+    _hold(bench, 5_000)
+    assert _seen(bench, {A: 0.5}, plates=[1])  # cameras are reporting (about bread)
+    bench.tick(3)
+    bench.change("shelf-1", 0, -394)
+    assert bench.store.cart("tok-1") == {}  # held for the view: short of vision_confirm_below
+    assert _seen(bench, {C: 0.9, A: 0.05})
+    bench.tick(0.4)
+    assert bench.store.cart("tok-1") == {C: 1}
+    assert bench.gw.engine.sightings.stats.changed == 1
