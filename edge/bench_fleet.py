@@ -14,8 +14,6 @@ import json
 import multiprocessing
 import os
 import random
-import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -32,6 +30,7 @@ import yaml
 from devices.credentials import hash_password
 from devices.protocol import DeviceType, TrackPosition
 from edge.mqtt.broker import free_port
+from edge.mqtt.mosquitto import Mosquitto, MosquittoError, start_loopback
 from edge.store.repo import Store
 from firmware_sim.camera import CameraTracker
 from firmware_sim.device import SimDevice, Ticker, now_ms
@@ -99,17 +98,6 @@ class _Camera(CameraTracker):
             )
 
 
-def _wait_port(port: int, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return
-        except OSError:
-            time.sleep(0.1)
-    raise TimeoutError(f"nothing listens on 127.0.0.1:{port} after {timeout} s")
-
-
 def _proc_cpu_s(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / _CLK_TCK  # utime + stime
@@ -122,26 +110,11 @@ def _proc_rss_mb(pid: int) -> float:
     return 0.0
 
 
-def _start_mosquitto(workdir: Path) -> tuple[subprocess.Popen[bytes], int]:
-    binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
-    if not os.access(binary, os.X_OK):
-        raise RuntimeError("mosquitto is not installed; pass --broker mqtt://host:port")
-    port = free_port()
-    conf = workdir / "mosquitto.conf"
-    lines = [
-        f"listener {port} 127.0.0.1",
-        "allow_anonymous true",
-        "persistence false",
-        "max_queued_messages 100000",
-    ]
-    if os.geteuid() == 0:
-        lines.append("user root")
-    conf.write_text("\n".join(lines) + "\n")
-    proc = subprocess.Popen(  # noqa: S603 (our own binary and config)
-        [binary, "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
-    _wait_port(port, 10)
-    return proc, port
+def _own_broker(workdir: Path) -> Mosquitto:
+    try:
+        return start_loopback(workdir)
+    except MosquittoError as exc:
+        raise RuntimeError(f"{exc}; or pass --broker mqtt://host:port") from None
 
 
 def _write_store(workdir: Path, mix: FleetMix, port: int) -> tuple[Path, Path]:
@@ -274,9 +247,10 @@ def bench_fleet(
     mix = FleetMix.for_total(devices)
     with tempfile.TemporaryDirectory(prefix="storeedge-fleet-") as tmp:
         workdir = Path(tmp)
-        mosquitto: subprocess.Popen[bytes] | None = None
+        mosquitto: Mosquitto | None = None
         if broker is None:
-            mosquitto, port = _start_mosquitto(workdir)
+            mosquitto = _own_broker(workdir)
+            port = mosquitto.port
         else:
             port = int(broker.rsplit(":", 1)[1])
         config, db = _write_store(workdir, mix, port)
@@ -330,8 +304,7 @@ def bench_fleet(
             except subprocess.TimeoutExpired:
                 gateway.kill()
             if mosquitto is not None:
-                mosquitto.terminate()
-                mosquitto.wait(timeout=10)
+                mosquitto.stop()
         dead = Store.open(db, readonly=True).dead_letter_count()
     return {
         "devices": started,

@@ -11,11 +11,6 @@
 from __future__ import annotations
 
 import logging
-import os
-import shutil
-import socket
-import subprocess
-import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -23,14 +18,13 @@ from pathlib import Path
 
 import pytest
 
+from edge.mqtt.mosquitto import MosquittoError, find_mosquitto, start_loopback
+
 TESTS_DIR = Path(__file__).resolve().parent
 INTEGRATION_DIR = TESTS_DIR / "integration"
 
 #: Loggers whose ERROR records fail a test (each name and its children).
 WATCHED_LOGGERS = ("edge", "devices", "firmware_sim", "cloud_sync", "vision")
-
-_BROKER_START_TIMEOUT_S = 10.0
-
 
 # --------------------------------------------------------------------------- hooks
 
@@ -64,126 +58,23 @@ class Broker:
         return f"mqtt://{self.host}:{self.port}"
 
 
-def _find_mosquitto() -> str | None:
-    found = shutil.which("mosquitto")
-    if found:
-        return found
-    for candidate in ("/usr/sbin/mosquitto", "/usr/local/sbin/mosquitto"):
-        if os.access(candidate, os.X_OK):
-            return candidate
-    return None
-
-
-def _free_port(host: str) -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
-
-
-# MQTT 3.1.1 CONNECT (clean session, keepalive 5 s, empty client id) and the CONNACK
-# that accepts it: proves an MQTT broker, not just any socket, listens on the port.
-_CONNECT = bytes.fromhex("100c00044d515454040200050000")
-_CONNACK_OK = bytes.fromhex("20020000")
-_DISCONNECT = bytes.fromhex("e000")
-
-
-def _answers_mqtt(host: str, port: int) -> bool:
-    try:
-        with socket.create_connection((host, port), timeout=0.5) as sock:
-            sock.sendall(_CONNECT)
-            reply = b""
-            while len(reply) < len(_CONNACK_OK):
-                chunk = sock.recv(len(_CONNACK_OK) - len(reply))
-                if not chunk:
-                    return False
-                reply += chunk
-            sock.sendall(_DISCONNECT)
-            return reply == _CONNACK_OK
-    except OSError:
-        return False
-
-
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=5)
-
-
-def _start_mosquitto(
-    binary: str, workdir: Path, host: str
-) -> tuple[subprocess.Popen[bytes], int, Path] | str:
-    """Start one broker on a free port; return (process, port, log) or mosquitto's output."""
-    port = _free_port(host)
-    conf = workdir / f"mosquitto-{port}.conf"
-    log = workdir / f"mosquitto-{port}.log"
-    lines = [
-        f"listener {port} {host}",
-        "allow_anonymous true",
-        "persistence false",
-        "max_queued_messages 100000",
-        "log_dest stdout",
-    ]
-    if os.geteuid() == 0:
-        # Started as root, mosquitto drops privileges to the `mosquitto` user; keep it
-        # root so that it never depends on that user existing or on tmp-dir permissions.
-        lines.append("user root")
-    conf.write_text("\n".join(lines) + "\n")
-    # Output goes to a file, not a pipe: a full pipe would block the broker.
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [binary, "-c", str(conf)],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-        )
-    deadline = time.monotonic() + _BROKER_START_TIMEOUT_S
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            break
-        if _answers_mqtt(host, port) and proc.poll() is None:
-            return proc, port, log
-        time.sleep(0.05)
-    exited = proc.poll() is not None
-    _stop(proc)
-    how = f"exited with code {proc.returncode}" if exited else "killed after the timeout"
-    return (
-        f"mosquitto ({binary}) did not accept connections on {host}:{port} within "
-        f"{_BROKER_START_TIMEOUT_S:.0f} s ({how}); config {conf}; its output:\n"
-        f"{log.read_text(errors='replace')}"
-    )
-
-
 @pytest.fixture(scope="session")
 def mosquitto(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Broker]:
     """A real Mosquitto on a free port of 127.0.0.1 for the whole test session."""
-    binary = _find_mosquitto()
-    if binary is None:
+    if find_mosquitto() is None:
         pytest.fail(
             "mosquitto is not installed (looked on PATH and in /usr/sbin); the integration "
             "tests need a real broker: apt-get install -y mosquitto mosquitto-clients",
             pytrace=False,
         )
-    workdir = tmp_path_factory.mktemp("mosquitto")
-    host = "127.0.0.1"
-    failures: list[str] = []
-    for _attempt in range(3):  # the free port may be taken between probe and bind
-        started = _start_mosquitto(binary, workdir, host)
-        if isinstance(started, str):
-            failures.append(started)
-            if "in use" in started:  # lost the race for the port: try another one
-                continue
-            break
-        proc, port, _log = started
-        try:
-            yield Broker(host, port)
-        finally:
-            _stop(proc)
-        return
-    pytest.fail("\n\n".join(failures), pytrace=False)
+    try:
+        broker = start_loopback(tmp_path_factory.mktemp("mosquitto"))
+    except MosquittoError as exc:
+        pytest.fail(str(exc), pytrace=False)
+    try:
+        yield Broker(broker.host, broker.port)
+    finally:
+        broker.stop()
 
 
 @pytest.fixture

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import socket
-import subprocess
 import tempfile
 import threading
 import time
@@ -19,6 +17,7 @@ from typer.testing import CliRunner
 from devices import protocol as p
 from edge.cli import app
 from edge.mqtt.broker import free_port
+from edge.mqtt.mosquitto import find_mosquitto, start_mosquitto
 from tests.integration.conftest import wait_for
 
 STORE = "sec-store"
@@ -51,7 +50,7 @@ def _client(port: int, user: str | None, password: str | None) -> tuple[mqtt.Cli
 
 @pytest.fixture
 def secured_broker(tmp_path):
-    if shutil.which("mosquitto") is None and not Path("/usr/sbin/mosquitto").exists():
+    if find_mosquitto() is None:
         pytest.fail("mosquitto is not installed")
     data = tmp_path / "data"
     creds = {}
@@ -88,24 +87,9 @@ def secured_broker(tmp_path):
         str(data),
     )
     creds["gateway"] = json.loads((out_dir / "gateway.json").read_text())["password"]
-    binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
-    log = (tmp_path / "mosquitto.log").open("wb")
-    proc = subprocess.Popen(
-        [binary, "-c", str(out_dir / "mosquitto.conf")], stdout=log, stderr=subprocess.STDOUT
-    )
-    deadline = time.monotonic() + 10
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.3).close()
-            break
-        except OSError:
-            assert proc.poll() is None, (tmp_path / "mosquitto.log").read_text()
-            assert time.monotonic() < deadline, "mosquitto did not start"
-            time.sleep(0.05)
+    broker = start_mosquitto(out_dir / "mosquitto.conf", port)
     yield port, creds
-    proc.terminate()
-    proc.wait(5)
-    log.close()
+    broker.stop()
     shutil.rmtree(out_dir, ignore_errors=True)
 
 

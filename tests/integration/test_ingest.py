@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import logging
 import random
-import shutil
-import subprocess
 import time
 
 import pytest
@@ -13,6 +11,7 @@ import pytest
 from devices import protocol as p
 from edge.app import Gateway
 from edge.mqtt.broker import free_port
+from edge.mqtt.mosquitto import loopback_config, start_mosquitto
 from edge.store.repo import Store
 from firmware_sim.gate import SimGate
 from tests.integration.conftest import gateway_config, wait_for
@@ -97,18 +96,14 @@ def test_broker_down_at_start_is_retried_then_connects(unique_store_id, tmp_path
         retries = [r for r in caplog.records if "unreachable" in r.getMessage()]
         assert retries, "no log line about the unreachable broker"
         assert all(r.exc_info is None for r in retries)  # a clear line, not a traceback
-        binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
         conf = tmp_path / "m.conf"
-        conf.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\nuser root\n")
-        broker = subprocess.Popen(
-            [binary, "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-        )
+        conf.write_text(loopback_config(port))
+        broker = start_mosquitto(conf, port)
         assert gw.link.wait_connected(10), "gateway did not connect once the broker was up"
     finally:
         gw.stop()
         if broker is not None:
-            broker.terminate()
-            broker.wait(5)
+            broker.stop()
 
 
 def test_a_dead_network_loop_is_noticed_and_restarted(running_gateway, raw_device, caplog):
