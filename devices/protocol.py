@@ -63,6 +63,7 @@ class MessageKind(StrEnum):
     TEMPERATURE = "telemetry/temperature"
     OTA = "event/ota"
     PRODUCT = "event/product"
+    HANDOFF = "event/handoff"
 
 
 # --------------------------------------------------------------------------- payloads
@@ -223,6 +224,31 @@ class ProductSeen(_DeviceMessage):
         return self
 
 
+class HandoffSeen(_DeviceMessage):
+    """A camera saw a product pass from one shopper's hand to another's.
+
+    ``from_token`` gave it, ``to_token`` took it (the sessions the camera's tracker
+    follows), ``quantity`` units; ``scores`` the classifier's probability per barcode
+    of what was passed, as in :class:`ProductSeen`.  The gateway moves the item
+    between the two carts: the one who leaves with it pays for it.
+    """
+
+    from_token: str = Field(min_length=1, max_length=128)
+    to_token: str = Field(min_length=1, max_length=128)
+    quantity: int = Field(default=1, ge=1, le=50)
+    scores: dict[Barcode, Annotated[float, Field(ge=0, le=1)]] = Field(
+        min_length=1, max_length=MAX_PRODUCT_SCORES
+    )
+
+    @model_validator(mode="after")
+    def _two_shoppers_and_a_distribution(self) -> HandoffSeen:
+        if self.from_token == self.to_token:
+            raise ValueError("from_token and to_token name the same shopper")
+        if sum(self.scores.values()) > 1.01:
+            raise ValueError("scores are probabilities: they add up to at most 1")
+        return self
+
+
 class CommandAck(_DeviceMessage):
     cmd_id: str = Field(min_length=1, max_length=64)
     ok: bool
@@ -307,6 +333,7 @@ INBOUND: dict[MessageKind, type[_DeviceMessage]] = {
     MessageKind.TEMPERATURE: Temperature,
     MessageKind.OTA: OtaStatus,
     MessageKind.PRODUCT: ProductSeen,
+    MessageKind.HANDOFF: HandoffSeen,
 }
 
 DeviceMessage = (
@@ -321,6 +348,7 @@ DeviceMessage = (
     | Temperature
     | OtaStatus
     | ProductSeen
+    | HandoffSeen
 )
 
 
@@ -414,6 +442,11 @@ def ota_topic(store_id: str, device_id: str) -> str:
 def product_topic(store_id: str, device_id: str) -> str:
     """Where a product camera publishes what it saw taken or put back (``ProductSeen``)."""
     return device_topic(store_id, device_id, MessageKind.PRODUCT)
+
+
+def handoff_topic(store_id: str, device_id: str) -> str:
+    """Where a camera publishes a product it saw pass between shoppers (``HandoffSeen``)."""
+    return device_topic(store_id, device_id, MessageKind.HANDOFF)
 
 
 def alert_topic(store_id: str, kind: str) -> str:

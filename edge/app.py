@@ -22,6 +22,7 @@ from devices.protocol import (
     CommandAck,
     DeviceState,
     GateEvent,
+    HandoffSeen,
     Heartbeat,
     Inbound,
     MessageKind,
@@ -222,6 +223,7 @@ class Gateway:
             MessageKind.TEMPERATURE: self._on_temperature,
             MessageKind.OTA: self._on_ota,
             MessageKind.PRODUCT: self._on_product_seen,
+            MessageKind.HANDOFF: self._on_handoff_seen,
         }
 
     def _on_birth(self, inbound: Inbound) -> None:
@@ -374,6 +376,20 @@ class Gateway:
             msg.ts,
             dict(msg.scores),
             msg.session_token,
+        )
+
+    def _on_handoff_seen(self, inbound: Inbound) -> None:
+        msg = inbound.message
+        assert isinstance(msg, HandoffSeen)
+        if self.dispatcher.known_devices[inbound.device_id] != "camera":
+            raise Rejected(f"{inbound.device_id} is not a camera")
+        self.engine.on_handoff_seen(
+            inbound.device_id,
+            msg.from_token,
+            msg.to_token,
+            msg.quantity,
+            msg.ts,
+            dict(msg.scores),
         )
 
     def _on_cmd_ack(self, inbound: Inbound) -> None:

@@ -34,6 +34,8 @@ log = logging.getLogger(__name__)
 
 #: Below this likelihood (a residual beyond 4 sigma) no hypothesis is trusted.
 MIN_LIKELIHOOD = math.exp(-0.5 * 4.0**2)
+#: A hand-off moves a product only if the camera gives it at least this probability.
+MIN_HANDOFF_SCORE = 0.1
 #: How long a receipt may wait for shelves near the shopper still in motion at exit.
 EXIT_SETTLE_WAIT_MS = 1500
 #: At exit, plates near where the shopper was this recently may still hold their pick.
@@ -161,6 +163,52 @@ class CheckoutEngine:
                 self.sightings.stats.held_then_seen += 1
                 self._on_shelf_event(held.event, final=True)
                 break  # one view serves one event
+
+    def on_handoff_seen(
+        self,
+        camera: str,
+        giver: str,
+        taker: str,
+        quantity: int,
+        ts_ms: int,
+        scores: dict[str, float],
+    ) -> None:
+        """A camera saw ``quantity`` units pass from ``giver``'s hand to ``taker``'s: the
+        product is the one of the giver's cart the camera scores clearly best, and it
+        moves to the taker's cart (who leaves with it pays for it).  One the engine
+        cannot place (a shopper not in the store, nothing in the giver's cart that fits
+        the view) is recorded as ``handoff_unclear`` with the reason; carts stay."""
+        top = sorted(scores.items(), key=lambda kv: -kv[1])[:3]
+        body: dict[str, Any] = {
+            "camera": camera,
+            "from": giver,
+            "to": taker,
+            "quantity": quantity,
+            "top": {b: round(v, 4) for b, v in top},
+        }
+        problem = None
+        if giver not in self.open_sessions or taker not in self.open_sessions:
+            problem = "the giver or the taker is not in the store"
+        else:
+            held = {b for b, q in self.store.cart(giver).items() if q >= quantity}
+            seen = {b: scores.get(b, 0.0) for b in held}
+            total = sum(seen.values())
+            best = max(seen, key=lambda b: seen[b], default=None)
+            if best is None:
+                problem = f"the giver holds no {quantity} units of anything"
+            elif (
+                seen[best] < MIN_HANDOFF_SCORE
+                or seen[best] / total < self._inference.min_confidence
+            ):
+                problem = "no product of the giver's cart clearly matches the view"
+            else:
+                body["candidates"] = {b: round(v, 4) for b, v in seen.items()}
+                self.store.move_between_carts(giver, taker, best, quantity, ts_ms, camera, body)
+                return
+        self.store.record_event(
+            "handoff_unclear", ts_ms, camera, taker, {**body, "reason": problem}
+        )
+        log.warning("hand-off from %s to %s not applied: %s", giver, taker, problem)
 
     def reconfigure(
         self,

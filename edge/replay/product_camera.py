@@ -33,9 +33,11 @@ import numpy as np
 from devices.protocol import (
     Birth,
     DeviceType,
+    HandoffSeen,
     ProductSeen,
     birth_topic,
     encode,
+    handoff_topic,
     product_topic,
 )
 from firmware_sim.replay.synth import Synthesis
@@ -88,11 +90,15 @@ class CameraStats:
     grabs: int = 0  # picks and put-backs with a weight change
     seen: int = 0  # ... that the camera saw and reported
     top1_right: int = 0  # ... whose best score was the true product
+    handoffs: int = 0  # products passed between shoppers
+    handoffs_seen: int = 0  # ... that the camera saw and reported
 
     def add(self, other: CameraStats) -> None:
         self.grabs += other.grabs
         self.seen += other.seen
         self.top1_right += other.top1_right
+        self.handoffs += other.handoffs
+        self.handoffs_seen += other.handoffs_seen
 
 
 @dataclass
@@ -107,6 +113,17 @@ class ProductCamera:
     def __post_init__(self) -> None:
         cv2.setNumThreads(1)
         self.classifier = ProductClassifier(self.model)
+
+    def _classify(
+        self, barcode: str, names: dict[str, str], rng: np.random.Generator
+    ) -> dict[str, float]:
+        """The classifier's top scores for a view of ``barcode`` as this camera sees it."""
+        r = self.realism
+        px = int(rng.integers(r.px[0], r.px[1] + 1))
+        blur = int(rng.integers(r.blur_px[0], r.blur_px[1] + 1))
+        crop = degrade(view(barcode, names.get(barcode, barcode), rng), px, blur, rng)
+        top = sorted(self.classifier.scores(crop).items(), key=lambda kv: -kv[1])[: r.top_k]
+        return {b: round(p, 4) for b, p in top}
 
     def reset(self) -> None:
         """Start counting afresh (a new replay)."""
@@ -137,13 +154,9 @@ class ProductCamera:
             stats.grabs += 1
             if rng.random() < r.miss_rate:
                 continue
-            px = int(rng.integers(r.px[0], r.px[1] + 1))
-            blur = int(rng.integers(r.blur_px[0], r.blur_px[1] + 1))
-            crop = degrade(view(truth, names.get(truth, truth), rng), px, blur, rng)
-            scores = self.classifier.scores(crop)
-            top = sorted(scores.items(), key=lambda kv: -kv[1])[: r.top_k]
+            scores = self._classify(truth, names, rng)
             stats.seen += 1
-            stats.top1_right += top[0][0] == truth
+            stats.top1_right += max(scores, key=lambda b: scores[b]) == truth
             seen_ms = max(0, end_ms + int(rng.integers(r.seen_ms[0], r.seen_ms[1] + 1)))
             send_ms = seen_ms + int(rng.integers(r.latency_ms[0], r.latency_ms[1] + 1))
             message = ProductSeen(
@@ -151,11 +164,36 @@ class ProductCamera:
                 ts=base_ms + seen_ms,
                 shelf_id=shelf_id,
                 plates=sorted(plates),
-                scores={b: round(p, 4) for b, p in top},
+                scores=scores,
             )
             sent.append((send_ms, message))
+        handed: list[tuple[int, HandoffSeen]] = []
+        for index, event in enumerate(case.events):
+            if event.kind != "handoff":
+                continue
+            rng = np.random.default_rng([seed, zlib.crc32(case.name.encode()), _STREAM, index])
+            stats.handoffs += 1
+            if rng.random() < r.miss_rate:
+                continue
+            stats.handoffs_seen += 1
+            scores = self._classify(event.barcode, names, rng)
+            send_ms = event.t_ms + int(rng.integers(r.latency_ms[0], r.latency_ms[1] + 1))
+            handed.append(
+                (
+                    send_ms,
+                    HandoffSeen(
+                        seq=0,
+                        ts=base_ms + event.t_ms,
+                        from_token=syn.tokens[event.shopper],
+                        to_token=syn.tokens[event.to_shopper],
+                        quantity=event.quantity,
+                        scores=scores,
+                    ),
+                )
+            )
         self.stats.add(stats)
         sent.sort(key=lambda item: item[0])
+        handed.sort(key=lambda item: item[0])
         birth = Birth(
             seq=0,
             ts=base_ms,
@@ -167,7 +205,10 @@ class ProductCamera:
         topic = product_topic(store_id, self.device_id)
         for seq, (send_ms, message) in enumerate(sent, start=1):
             out.append(Message(send_ms, topic, encode(message.model_copy(update={"seq": seq}))))
-        return out
+        handoffs = handoff_topic(store_id, self.device_id)
+        for seq, (send_ms, handoff) in enumerate(handed, start=len(sent) + 1):
+            out.append(Message(send_ms, handoffs, encode(handoff.model_copy(update={"seq": seq}))))
+        return sorted(out, key=lambda m: m.t_ms)
 
 
 def merge(messages: Sequence[Message], extra: Sequence[Message]) -> list[Message]:

@@ -250,24 +250,46 @@ class Store(
     ) -> int:
         """Add (delta > 0) or remove units; returns the new quantity of that line."""
         with self.transaction():
-            self._x(
-                "INSERT INTO cart_lines (session_token, barcode, quantity) VALUES (?, ?, ?)"
-                " ON CONFLICT(session_token, barcode) DO UPDATE SET"
-                " quantity = quantity + excluded.quantity",
-                (token, barcode, delta),
-            )
-            row = self.db.conn.execute(
-                "SELECT quantity FROM cart_lines WHERE session_token = ? AND barcode = ?",
-                (token, barcode),
-            ).fetchone()
-            quantity = int(row[0])
-            if quantity <= 0:
-                self._x(
-                    "DELETE FROM cart_lines WHERE session_token = ? AND barcode = ?",
-                    (token, barcode),
-                )
+            quantity = self._add_to_cart(token, barcode, delta)
             self._event("cart_change", ts, device_id, token, {**body, "delta": delta})
-            return max(quantity, 0)
+            return quantity
+
+    def move_between_carts(
+        self,
+        giver: str,
+        taker: str,
+        barcode: str,
+        quantity: int,
+        ts: int,
+        device_id: str,
+        body: dict[str, Any],
+    ) -> None:
+        """``quantity`` units of ``barcode`` leave ``giver``'s cart for ``taker``'s, in one
+        transaction (one ``cart_handoff`` event)."""
+        with self.transaction():
+            self._add_to_cart(giver, barcode, -quantity)
+            self._add_to_cart(taker, barcode, quantity)
+            moved = {"barcode": barcode, "quantity": quantity, "from": giver, "to": taker}
+            self._event("cart_handoff", ts, device_id, taker, {**body, **moved})
+
+    def _add_to_cart(self, token: str, barcode: str, delta: int) -> int:
+        self._x(
+            "INSERT INTO cart_lines (session_token, barcode, quantity) VALUES (?, ?, ?)"
+            " ON CONFLICT(session_token, barcode) DO UPDATE SET"
+            " quantity = quantity + excluded.quantity",
+            (token, barcode, delta),
+        )
+        row = self.db.conn.execute(
+            "SELECT quantity FROM cart_lines WHERE session_token = ? AND barcode = ?",
+            (token, barcode),
+        ).fetchone()
+        quantity = int(row[0])
+        if quantity <= 0:
+            self._x(
+                "DELETE FROM cart_lines WHERE session_token = ? AND barcode = ?",
+                (token, barcode),
+            )
+        return max(quantity, 0)
 
     def cart(self, token: str) -> dict[str, int]:
         rows = self.db.query(

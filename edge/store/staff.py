@@ -14,6 +14,7 @@ _PANELS_BY_KIND: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("review_", ("review", "receipts", "sessions")),
     ("receipt", ("receipts", "sessions")),
     ("cart_change", ("sessions",)),
+    ("cart_handoff", ("sessions",)),
     ("session_", ("sessions",)),
     ("device_", ("devices",)),
     ("ota_", ("devices",)),

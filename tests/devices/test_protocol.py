@@ -45,6 +45,7 @@ def test_every_inbound_kind_has_a_topic_the_gateway_subscribes_to():
         p.MessageKind.TEMPERATURE: p.temperature_topic("s", "d"),
         p.MessageKind.OTA: p.ota_topic("s", "d"),
         p.MessageKind.PRODUCT: p.product_topic("s", "d"),
+        p.MessageKind.HANDOFF: p.handoff_topic("s", "d"),
     }
     assert set(samples) == set(p.INBOUND)
     for kind, topic in samples.items():
