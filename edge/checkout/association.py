@@ -118,6 +118,19 @@ class Associator:
             return Attribution(None, shoppers, "two hands on the shelf")
         return Attribution(ranked[0][2], shoppers, None)
 
+    def hand_to_plate(self, token: str, event: ShelfEvent, plate: int) -> float | None:
+        """How near (mean, metres) ``token``'s hand was to one plate of ``event`` while it
+        changed; None without hand positions there."""
+        spot = self._plate_xyz.get((event.device_id, plate))
+        if spot is None or not self.positions.tracking_hands:
+            return None
+        d = self.positions.hand_distance(token, event.start_ms, event.settled_ms, spot)
+        if d is None:
+            d = self.positions.hand_distance(
+                token, event.start_ms - HAND_SLACK_MS, event.settled_ms + HAND_SLACK_MS, spot
+            )
+        return None if d is None else d[0]
+
     def _by_body(self, event: ShelfEvent, sessions: list[str]) -> Attribution | None:
         """The shopper standing clearly nearest the changed plates."""
         spots = [

@@ -61,6 +61,7 @@ class _Held:
     event: ShelfEvent
     token: str | None  # whom association named when it was held
     deadline_ms: int
+    split: Attribution | None = None  # a part of an event split between hands: its shopper
 
 
 @dataclass
@@ -161,7 +162,7 @@ class CheckoutEngine:
             ):
                 self._held.remove(held)
                 self.sightings.stats.held_then_seen += 1
-                self._on_shelf_event(held.event, final=True)
+                self._on_shelf_event(held.event, final=True, who=held.split)
                 break  # one view serves one event
 
     def on_handoff_seen(
@@ -265,9 +266,16 @@ class CheckoutEngine:
 
     # ------------------------------------------------------------------ shelf events
 
-    def _on_shelf_event(self, event: ShelfEvent, *, final: bool = False) -> None:
-        """Score and decide one shelf event; ``final``: decide now (no more waiting)."""
-        who = self.associator.attribute(event, sorted(self.open_sessions))
+    def _on_shelf_event(
+        self, event: ShelfEvent, *, final: bool = False, who: Attribution | None = None
+    ) -> None:
+        """Score and decide one shelf event; ``final``: decide now (no more waiting);
+        ``who``: the shopper already known (a part of an event split between hands)."""
+        split = who is not None
+        if who is None:
+            who = self.associator.attribute(event, sorted(self.open_sessions))
+            if len(who.touching) > 1 and self._split_by_hands(event, who, final):
+                return
         cart = self.store.cart(who.token) if event.delta_g > 0 and who.token else None
         candidates = self.live.candidates(event, cart)
         hypotheses = infer(event.delta_g, candidates, self._inference.max_quantity)
@@ -275,7 +283,7 @@ class CheckoutEngine:
         by_weight = hypotheses[0] if hypotheses else None
         if seen is not None:
             hypotheses = fuse_vision(hypotheses, seen.scores, self._inference.vision_weight)
-        elif not final and self._hold_for_view(event, who.token, hypotheses):
+        elif not final and self._hold_for_view(event, who, hypotheses, split=split):
             return
         body: dict[str, Any] = {
             "plates": list(event.plates),
@@ -349,7 +357,12 @@ class CheckoutEngine:
             self._learn_place(event, best.barcode)
 
     def _hold_for_view(
-        self, event: ShelfEvent, token: str | None, hypotheses: list[Hypothesis]
+        self,
+        event: ShelfEvent,
+        who: Attribution,
+        hypotheses: list[Hypothesis],
+        *,
+        split: bool = False,
     ) -> bool:
         """Hold an event that weight cannot decide, or decides with less confidence than
         ``inference.vision_confirm_below``, while product cameras report: its view may
@@ -363,7 +376,7 @@ class CheckoutEngine:
         confirm_below = max(self._inference.min_confidence, self._inference.vision_confirm_below)
         if best.likelihood < MIN_LIKELIHOOD or best.confidence >= confirm_below:
             return False
-        self._held.append(_Held(event, token, now + hold))
+        self._held.append(_Held(event, who.token, now + hold, who if split else None))
         self.sightings.stats.held += 1
         return True
 
@@ -372,7 +385,7 @@ class CheckoutEngine:
         now = self.clock_ms()
         for held in [h for h in self._held if now >= h.deadline_ms]:
             self._held.remove(held)
-            self._on_shelf_event(held.event, final=True)
+            self._on_shelf_event(held.event, final=True, who=held.split)
 
     def _vision_json(
         self, seen: Sighting, by_weight: Hypothesis | None, best: Hypothesis | None
@@ -393,6 +406,59 @@ class CheckoutEngine:
             "weight_best": _hyp_json(by_weight) if by_weight is not None else None,
             "changed": changed,
         }
+
+    def _split_by_hands(self, event: ShelfEvent, who: Attribution, final: bool) -> bool:
+        """Two shoppers' hands on neighbouring plates at once, their changes merged into
+        one event: each plate goes to the hand nearest it, and when every hand's part is
+        a clear product of its own, each part is decided for its shopper.  Otherwise
+        nothing is split (the caller goes on with the whole event)."""
+        if len(event.plates) < 2:
+            return False
+        plates_of: dict[str, list[int]] = {}
+        for plate in event.plates:
+            near = [
+                (d, token)
+                for token in who.touching
+                if (d := self.associator.hand_to_plate(token, event, plate)) is not None
+            ]
+            if not near:
+                return False
+            plates_of.setdefault(min(near)[1], []).append(plate)
+        if len(plates_of) < 2:
+            return False
+        parts: list[tuple[ShelfEvent, str]] = []
+        for token, plates in plates_of.items():
+            deltas = tuple(event.deltas_g[event.plates.index(p)] for p in plates)
+            part = ShelfEvent(
+                event.device_id,
+                tuple(plates),
+                deltas,
+                event.start_ms,
+                event.end_ms,
+                event.settled_ms,
+            )
+            if abs(part.delta_g) < self._detector.min_delta_g:
+                return False
+            cart = self.store.cart(token) if part.delta_g > 0 else None
+            best = next(
+                iter(
+                    infer(
+                        part.delta_g, self.live.candidates(part, cart), self._inference.max_quantity
+                    )
+                ),
+                None,
+            )
+            if (
+                best is None
+                or best.likelihood < MIN_LIKELIHOOD
+                or best.confidence < self._inference.min_confidence
+            ):
+                return False
+            parts.append((part, token))
+        for part, token in parts:
+            shoppers = [{"session_token": token, "split_from": list(event.plates)}]
+            self._on_shelf_event(part, final=final, who=Attribution(token, shoppers, None))
+        return True
 
     def _split_between_hands(
         self, event: ShelfEvent, best: Hypothesis, who: Attribution, body: dict[str, Any]

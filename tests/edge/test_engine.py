@@ -183,3 +183,25 @@ def test_two_hands_two_units_one_each(tmp_path):
     assert b.store.cart("left-1") == {B: 1}
     assert b.store.cart("right-1") == {B: 1}
     b.store.close()
+
+
+def test_two_shoppers_picking_from_neighbouring_plates_at_once_each_get_their_own(tmp_path):
+    """The two changes settle together and merge into one shelf event; each plate goes
+    to the hand that was on it."""
+    b = Bench(tmp_path, _planogram(xy=True), trackers=("tracker-1",))
+    b.tick(1)
+    b.gate("entry", "left-1")
+    b.gate("entry", "right-1")
+    rest = {"left-1": (0.0, -0.6, 0.0, -0.5, 0.9), "right-1": (0.5, -0.6, 0.5, -0.5, 0.9)}
+    b.tick(1, where=rest)
+    both = {"left-1": (0.0, -0.6, 0.01, 0.0, 1.0), "right-1": (0.5, -0.6, 0.49, 0.01, 1.0)}
+    b.loads[("shelf-1", 0)] -= 400  # juice from plate 0 ...
+    b.loads[("shelf-1", 1)] -= 600  # ... and bread from plate 1, in the same moment
+    b.tick(0.6, where=both)
+    b.tick(1.2, where=rest)
+    assert b.store.reviews() == []
+    assert b.store.cart("left-1") == {A: 1}
+    assert b.store.cart("right-1") == {B: 1}
+    changes = [e for e in b.store.events("cart_change") if e["device_id"] == "shelf-1"]
+    assert sorted(c["body"]["plates"] for c in changes) == [[0], [1]]
+    b.store.close()
