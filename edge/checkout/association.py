@@ -22,6 +22,8 @@ HAND_REACH_M = 0.35
 HAND_MARGIN_M = 0.08
 #: A hand whose nearest frame came this close to the plates touched them.
 HAND_TOUCH_M = 0.1
+#: A hand whose frames nearest the changed plates stayed this far away was elsewhere.
+HAND_ELSEWHERE_M = 0.8
 #: Hand positions this long before and after the change count.
 HAND_SLACK_MS = 300
 
@@ -65,10 +67,20 @@ class Associator:
             return Attribution(None, [], "no shopper in the store")
         if len(sessions) == 1:  # whatever the tracker says: nobody else can have done it
             return Attribution(sessions[0], [{"session_token": sessions[0]}], None)
-        by_hand = self._by_hand(event, sessions)
+        ranked = self._hand_ranks(event, sessions)
+        by_hand = self._by_hand(ranked)
         if by_hand is not None:
             return by_hand
-        by_body = self._by_body(event, sessions)
+        # Nobody's hand was seen at these plates.  One seen clearly elsewhere the whole
+        # time (on another shelf) did not make the change, however near the body stood.
+        elsewhere = {t for mean, _near, t in ranked if mean > HAND_ELSEWHERE_M}
+        if elsewhere and elsewhere == set(sessions):
+            return Attribution(
+                None,
+                [{"session_token": t, "hand_m": round(mean, 2)} for mean, _n, t in ranked],
+                "every shopper's hand was elsewhere",
+            )
+        by_body = self._by_body(event, [t for t in sessions if t not in elsewhere])
         if by_body is not None:
             return by_body
         return Attribution(
@@ -77,16 +89,16 @@ class Associator:
             "several shoppers in the store and no positions",
         )
 
-    def _by_hand(self, event: ShelfEvent, sessions: list[str]) -> Attribution | None:
-        """The shopper whose hand was on these plates while they changed, if the tracker
-        reports hands and exactly one hand was clearly there."""
+    def _hand_ranks(self, event: ShelfEvent, sessions: list[str]) -> list[tuple[float, float, str]]:
+        """(mean, nearest, token) of the hands seen while the plates changed, nearest
+        first; empty when the tracker reports no hands."""
         spots = [
             self._plate_xyz[(event.device_id, p)]
             for p in event.plates
             if (event.device_id, p) in self._plate_xyz
         ]
         if not spots or not self.positions.tracking_hands:
-            return None
+            return []
         x, y, z = _centre(spots)
         ranked: list[tuple[float, float, str]] = []
         for token in sessions:
@@ -101,6 +113,11 @@ class Associator:
             if d is not None:
                 ranked.append((d[0], d[1], token))
         ranked.sort()
+        return ranked
+
+    def _by_hand(self, ranked: list[tuple[float, float, str]]) -> Attribution | None:
+        """The shopper whose hand was on these plates while they changed, if the tracker
+        reports hands and exactly one hand was clearly there."""
         if not ranked or ranked[0][0] > HAND_REACH_M:
             return None  # no hand seen there: fall back to where the bodies were
         shoppers: list[dict[str, Any]] = [

@@ -205,3 +205,34 @@ def test_two_shoppers_picking_from_neighbouring_plates_at_once_each_get_their_ow
     changes = [e for e in b.store.events("cart_change") if e["device_id"] == "shelf-1"]
     assert sorted(c["body"]["plates"] for c in changes) == [[0], [1]]
     b.store.close()
+
+
+def test_a_body_near_the_shelf_whose_hand_is_on_another_shelf_did_not_take_it(tmp_path):
+    """Nobody's hand at plate 0: the shopper standing nearest has a hand on plate 3
+    the whole time, so the change is the other (body-only tracked) shopper's."""
+    b = Bench(tmp_path, _planogram(xy=True), trackers=("tracker-1",))
+    b.tick(1)
+    b.gate("entry", "busy-1")
+    b.gate("entry", "other-1")
+    where = {"busy-1": (0.2, -0.5, 3.0, 0.0, 1.0), "other-1": (0.0, -1.1)}
+    b.tick(1, where=where)
+    b.loads[("shelf-1", 0)] -= 400
+    b.tick(1.8, where=where)
+    assert b.store.cart("busy-1") == {}
+    assert b.store.cart("other-1") == {A: 1}
+    b.store.close()
+
+
+def test_when_every_hand_was_elsewhere_the_change_goes_to_review(tmp_path):
+    b = Bench(tmp_path, _planogram(xy=True), trackers=("tracker-1",))
+    b.tick(1)
+    b.gate("entry", "busy-1")
+    b.gate("entry", "busy-2")
+    where = {"busy-1": (0.2, -0.5, 3.0, 0.0, 1.0), "busy-2": (1.5, -0.5, 3.0, 0.1, 1.0)}
+    b.tick(1, where=where)
+    b.loads[("shelf-1", 0)] -= 400
+    b.tick(1.8, where=where)
+    [item] = b.store.reviews()
+    assert item["reason"] == "every shopper's hand was elsewhere"
+    assert b.store.cart("busy-1") == {} and b.store.cart("busy-2") == {}
+    b.store.close()
