@@ -9,7 +9,7 @@ import pytest
 
 from devices import protocol as p
 from tests.edge.helpers import Bench
-from tests.edge.test_vision_checkout import A, B, CAMERA, _planogram
+from tests.edge.test_vision_checkout import CAMERA, A, B, _planogram
 
 
 @pytest.fixture
