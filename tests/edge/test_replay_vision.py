@@ -74,3 +74,24 @@ def test_camera_messages_are_wire_messages_of_the_true_products(aifi):
         (shelf, sorted(plates)) for shelf, plates in places.values()
     )
     assert camera.stats.top1_right >= 0.8 * camera.stats.seen  # sharp views: mostly right
+
+
+def test_a_hand_off_the_camera_sees_is_charged_to_the_taker(aifi):
+    store, _ = aifi
+    from firmware_sim.replay.synthetic import generate_cases  # noqa: PLC0415
+
+    cases = generate_cases(store.planogram, shoppers=6, minutes=2, seed=3)
+    case = next(c for c in cases if any(e.kind == "handoff" for e in c.events))
+    handoff = next(e for e in case.events if e.kind == "handoff")
+    giver, taker, barcode = handoff.shopper, handoff.to_shopper, handoff.barcode
+    weight = replay([case], store, seed=3).cases[0]
+    seen = replay([case], store, seed=3, camera=ProductCamera(CameraRealism(miss_rate=0.0)))
+    fused = seen.cases[0]
+    assert seen.vision is not None
+    assert seen.vision["handoffs"] == seen.vision["handoffs_seen"] >= 1
+    truth = fused.truth
+    # without the camera the giver keeps paying for what the taker left with ...
+    assert weight.issued[giver].get(barcode, 0) > truth[giver].get(barcode, 0)
+    # ... with it, each pays for what they left with
+    assert fused.issued[giver].get(barcode, 0) == truth[giver].get(barcode, 0)
+    assert fused.issued[taker].get(barcode, 0) == truth[taker].get(barcode, 0)
