@@ -50,6 +50,7 @@ class PlateDetector:
         "_cfg",
         "_disturbed",
         "_episode",
+        "_minor_open",
         "_plateau_since",
         "_still",
         "_unsettled_since",
@@ -75,6 +76,8 @@ class PlateDetector:
         self.muted = False  # under calibration: its samples are not looked at
         #: When a hand last left this plate with (almost) no change: it was touched.
         self.touched_ms: int | None = None
+        #: A small change was reported in this episode and is not the baseline yet.
+        self._minor_open = False
 
     def reset(self, baseline_g: float | None = None) -> None:
         """Start from ``baseline_g``, or (None) take the next settled window as the
@@ -85,6 +88,7 @@ class PlateDetector:
         self._disturbed = False
         self._episode = False
         self._plateau_since = None
+        self._minor_open = False
         self._still = True
 
     def rescale(self, convert: Callable[[float], float]) -> None:
@@ -154,6 +158,7 @@ class PlateDetector:
         # baseline until the plate has rested long enough to call it the new level.
         if self._plateau_since is None:
             self._plateau_since = settled
+            self._minor_open = True
             return WeightEvent(
                 self.device_id, self.plate, delta, started, end_ms, settled, minor=True
             )
@@ -162,9 +167,11 @@ class PlateDetector:
         return None
 
     def absorb(self, delta_g: float) -> None:
-        """A small settled change of this plate was counted in a neighbour's event: its
-        level is the new baseline, so the same change is never reported twice."""
-        if self.baseline_g is not None:
+        """A small settled change of this plate (reported while a hand's episode was
+        open) was counted in a neighbour's event: its level is the new baseline, so the
+        same change is never reported twice.  A change that already became the
+        baseline (drift followed, or a plateau that ended) is left as it is."""
+        if self._minor_open and self.baseline_g is not None:
             self._close_episode(self.baseline_g + delta_g)
 
     def _close_episode(self, level: float) -> None:
@@ -172,6 +179,7 @@ class PlateDetector:
         self._unsettled_since = None
         self._episode = False
         self._plateau_since = None
+        self._minor_open = False
 
 
 def _spread(values: deque[float]) -> float:
