@@ -23,6 +23,7 @@ from devices.layout import Planogram, Product
 from devices.protocol import ReceiptLine, ReceiptMessage
 from edge.checkout.association import Associator, Attribution
 from edge.checkout.detector import ShelfDetector, ShelfEvent
+from edge.checkout.handoff import decide_handoff
 from edge.checkout.inference import READING_NOISE_G, Hypothesis, fuse_vision, infer
 from edge.checkout.live_planogram import LivePlanogram
 from edge.checkout.positions import PositionBook, distance
@@ -34,8 +35,6 @@ log = logging.getLogger(__name__)
 
 #: Below this likelihood (a residual beyond 4 sigma) no hypothesis is trusted.
 MIN_LIKELIHOOD = math.exp(-0.5 * 4.0**2)
-#: A hand-off moves a product only if the camera gives it at least this probability.
-MIN_HANDOFF_SCORE = 0.1
 #: How long a receipt may wait for shelves near the shopper still in motion at exit.
 EXIT_SETTLE_WAIT_MS = 1500
 #: At exit, plates near where the shopper was this recently may still hold their pick.
@@ -187,25 +186,19 @@ class CheckoutEngine:
             "quantity": quantity,
             "top": {b: round(v, 4) for b, v in top},
         }
-        problem = None
         if giver not in self.open_sessions or taker not in self.open_sessions:
-            problem = "the giver or the taker is not in the store"
+            problem: str | None = "the giver or the taker is not in the store"
         else:
-            held = {b for b, q in self.store.cart(giver).items() if q >= quantity}
-            seen = {b: scores.get(b, 0.0) for b in held}
-            total = sum(seen.values())
-            best = max(seen, key=lambda b: seen[b], default=None)
-            if best is None:
-                problem = f"the giver holds no {quantity} units of anything"
-            elif (
-                seen[best] < MIN_HANDOFF_SCORE
-                or seen[best] / total < self._inference.min_confidence
-            ):
-                problem = "no product of the giver's cart clearly matches the view"
-            else:
-                body["candidates"] = {b: round(v, 4) for b, v in seen.items()}
-                self.store.move_between_carts(giver, taker, best, quantity, ts_ms, camera, body)
+            decision = decide_handoff(
+                self.store.cart(giver), quantity, scores, self._inference.min_confidence
+            )
+            body["candidates"] = {b: round(v, 4) for b, v in decision.candidates.items()}
+            if decision.barcode is not None:
+                self.store.move_between_carts(
+                    giver, taker, decision.barcode, quantity, ts_ms, camera, body
+                )
                 return
+            problem = decision.problem
         self.store.record_event(
             "handoff_unclear", ts_ms, camera, taker, {**body, "reason": problem}
         )

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from devices import protocol as p
+from edge.checkout.handoff import decide_handoff
 from tests.edge.helpers import Bench
 from tests.edge.test_vision_checkout import CAMERA, A, B, _planogram
 
@@ -78,3 +79,24 @@ def test_only_cameras_report_hand_offs_between_two_shoppers(bench, device, body,
     [dead] = bench.store.dead_letters()
     assert reason in dead["reason"]
     assert bench.store.cart("giver-1") == {B: 1}
+
+
+@pytest.mark.parametrize(
+    ("cart", "quantity", "scores", "moved", "problem"),
+    [
+        ({A: 1, B: 1}, 1, {B: 0.7, A: 0.2}, B, None),
+        ({A: 1, B: 1}, 1, {B: 0.4, A: 0.35}, None, "clearly matches"),  # 53 % share
+        ({A: 1}, 1, {B: 0.95}, None, "clearly matches"),  # scored 0: not held
+        ({A: 1, B: 2}, 2, {A: 0.9, B: 0.05}, None, "clearly matches"),  # only B has 2 units
+        ({A: 1}, 2, {A: 0.9}, None, "holds no 2 units"),
+        ({}, 1, {A: 0.9}, None, "holds no 1 units"),
+    ],
+)
+def test_the_product_passed_is_one_the_giver_holds_and_the_camera_names_clearly(
+    cart, quantity, scores, moved, problem
+):
+    decision = decide_handoff(cart, quantity, scores, min_share=0.6)
+    assert decision.barcode == moved
+    assert (decision.problem is None) == (problem is None)
+    if problem is not None:
+        assert problem in decision.problem
