@@ -267,7 +267,11 @@ class CheckoutEngine:
         split = who is not None
         if who is None:
             who = self.associator.attribute(event, sorted(self.open_sessions))
-            if len(who.touching) > 1 and self._split_by_hands(event, who, final):
+            if (
+                who.token is None
+                and len(who.touching) > 1
+                and self._split_by_hands(event, who, final)
+            ):
                 return
         cart = self.store.cart(who.token) if event.delta_g > 0 and who.token else None
         candidates = self.live.candidates(event, cart)
