@@ -43,10 +43,17 @@ Ident = Annotated[
     str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")
 ]
 Name = Annotated[str, StringConstraints(min_length=1, max_length=64)]
+Currency = Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")]
 
 
 class _Model(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class _Payload(BaseModel):
+    """An event's payload: keys HQ does not know yet are ignored (newer gateways)."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
 
 
 class OutboxEvent(_Model):
@@ -119,23 +126,19 @@ class TransactionLine(_Model):
     line_total_minor: int = Field(ge=0)
 
 
-class TransactionPayload(BaseModel):
+class TransactionPayload(_Payload):
     """A receipt issued at the exit gate (kind ``transaction``)."""
-
-    model_config = ConfigDict(frozen=True, extra="ignore")
 
     receipt_id: Ident
     session_token: str = Field(max_length=200)
-    currency: Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")]
+    currency: Currency
     total_minor: int = Field(ge=0)
     issued_ms: int
     lines: list[TransactionLine] = []
 
 
-class StockLevelPayload(BaseModel):
+class StockLevelPayload(_Payload):
     """The units of one product on hand in the store now (kind ``stock_level``)."""
-
-    model_config = ConfigDict(frozen=True, extra="ignore")
 
     barcode: Name
     quantity: int
@@ -143,19 +146,15 @@ class StockLevelPayload(BaseModel):
     low_threshold: int | None = Field(default=None, ge=0)
 
 
-class DeviceStatePayload(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="ignore")
-
+class DeviceStatePayload(_Payload):
     device_id: Name
     state: str
     reason: str = ""
     device_type: str | None = None
 
 
-class AlertPayload(BaseModel):
+class AlertPayload(_Payload):
     """A staff alert raised, changed, acknowledged or resolved (kind ``alert``)."""
-
-    model_config = ConfigDict(frozen=True, extra="ignore")
 
     alert_id: Ident
     kind: Name
@@ -168,11 +167,9 @@ class AlertPayload(BaseModel):
     resolved_ms: int | None = None
 
 
-class AdjustmentPayload(BaseModel):
+class AdjustmentPayload(_Payload):
     """A change to an issued receipt after review (kinds ``adjustment``: an extra
     charge, ``refund``: money back).  ``amount_minor`` is signed (negative: refund)."""
-
-    model_config = ConfigDict(frozen=True, extra="ignore")
 
     adjustment_id: Ident
     receipt_id: Ident
@@ -182,14 +179,12 @@ class AdjustmentPayload(BaseModel):
     quantity: int
     unit_price_minor: int = Field(ge=0)
     amount_minor: int
-    currency: Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")]
+    currency: Currency
     created_ms: int
 
 
-class DeviceTelemetryPayload(BaseModel):
+class DeviceTelemetryPayload(_Payload):
     """A device heartbeat (kind ``heartbeat``) or a fridge reading (``temperature``)."""
-
-    model_config = ConfigDict(frozen=True, extra="ignore")
 
     device_id: Name
     device_type: str | None = None
@@ -265,10 +260,8 @@ class SyncChanges(_Model):
     documents: list[SyncDocument]
 
 
-class SyncReportPayload(BaseModel):
+class SyncReportPayload(_Payload):
     """What the gateway did with a document (kind ``sync_report``)."""
-
-    model_config = ConfigDict(frozen=True, extra="ignore")
 
     kind: DocKind
     version: int = Field(ge=1)

@@ -31,6 +31,8 @@ from devices.protocol import DeviceType
 
 #: Largest image sent inline in an ``ota`` command (base64 in the JSON payload).
 MAX_INLINE_IMAGE_BYTES = 256 * 1024
+#: Longest base64 text of such an image (with room for stray padding).
+_MAX_IMAGE_B64 = (MAX_INLINE_IMAGE_BYTES + 2) // 3 * 4 + 4
 
 #: Command names (``cmd/{name}``) of the update: offer an image, keep it, go back.
 OTA_OFFER = "ota"
@@ -88,7 +90,7 @@ class OtaOffer(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     manifest: FirmwareManifest
-    image_b64: str = Field(min_length=1, max_length=(MAX_INLINE_IMAGE_BYTES + 2) // 3 * 4 + 4)
+    image_b64: str = Field(min_length=1, max_length=_MAX_IMAGE_B64)
 
 
 class OtaDecision(BaseModel):
@@ -151,7 +153,7 @@ def verify_image(manifest: FirmwareManifest, image: bytes, public_key: Ed25519Pu
 
 def decode_image(image_b64: str) -> bytes:
     """The image bytes of an offer; :class:`ImageRejected` when not base64 or too big."""
-    if len(image_b64) > (MAX_INLINE_IMAGE_BYTES + 2) // 3 * 4 + 4:
+    if len(image_b64) > _MAX_IMAGE_B64:
         raise ImageRejected(f"the image is larger than {MAX_INLINE_IMAGE_BYTES} bytes")
     try:
         image = base64.b64decode(image_b64, validate=True)

@@ -195,6 +195,16 @@ class OtaStatus(_DeviceMessage):
 #: Most products one ProductSeen may score (a camera sends its top few).
 MAX_PRODUCT_SCORES = 32
 Barcode = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")]
+#: A classifier's probability per barcode (the top few; they add up to at most 1).
+ProductScores = Annotated[
+    dict[Barcode, Annotated[float, Field(ge=0, le=1)]],
+    Field(min_length=1, max_length=MAX_PRODUCT_SCORES),
+]
+
+
+def _check_distribution(scores: dict[str, float]) -> None:
+    if sum(scores.values()) > 1.01:
+        raise ValueError("scores are probabilities: they add up to at most 1")
 
 
 class ProductSeen(_DeviceMessage):
@@ -209,9 +219,7 @@ class ProductSeen(_DeviceMessage):
 
     shelf_id: DeviceId
     plates: list[Annotated[int, Field(ge=0, le=63)]] | None = Field(default=None, max_length=64)
-    scores: dict[Barcode, Annotated[float, Field(ge=0, le=1)]] = Field(
-        min_length=1, max_length=MAX_PRODUCT_SCORES
-    )
+    scores: ProductScores
     track_id: str | None = Field(default=None, min_length=1, max_length=64)
     session_token: str | None = Field(
         default=None, max_length=128, description="set when the camera knows whose hand it was"
@@ -219,8 +227,7 @@ class ProductSeen(_DeviceMessage):
 
     @model_validator(mode="after")
     def _a_distribution(self) -> ProductSeen:
-        if sum(self.scores.values()) > 1.01:
-            raise ValueError("scores are probabilities: they add up to at most 1")
+        _check_distribution(self.scores)
         return self
 
 
@@ -236,16 +243,13 @@ class HandoffSeen(_DeviceMessage):
     from_token: str = Field(min_length=1, max_length=128)
     to_token: str = Field(min_length=1, max_length=128)
     quantity: int = Field(default=1, ge=1, le=50)
-    scores: dict[Barcode, Annotated[float, Field(ge=0, le=1)]] = Field(
-        min_length=1, max_length=MAX_PRODUCT_SCORES
-    )
+    scores: ProductScores
 
     @model_validator(mode="after")
     def _two_shoppers_and_a_distribution(self) -> HandoffSeen:
         if self.from_token == self.to_token:
             raise ValueError("from_token and to_token name the same shopper")
-        if sum(self.scores.values()) > 1.01:
-            raise ValueError("scores are probabilities: they add up to at most 1")
+        _check_distribution(self.scores)
         return self
 
 

@@ -362,11 +362,14 @@ class Gateway:
                 hand = (pos.hand_x, pos.hand_y, pos.hand_z)
             self.engine.on_position(pos.session_token, msg.ts, pos.x, pos.y, hand)
 
+    def _expect_kind(self, inbound: Inbound, kind: str, what: str) -> None:
+        if self.dispatcher.known_devices[inbound.device_id] != kind:
+            raise Rejected(f"{inbound.device_id} is not {what}")
+
     def _on_product_seen(self, inbound: Inbound) -> None:
         msg = inbound.message
         assert isinstance(msg, ProductSeen)
-        if self.dispatcher.known_devices[inbound.device_id] != "camera":
-            raise Rejected(f"{inbound.device_id} is not a camera")
+        self._expect_kind(inbound, "camera", "a camera")
         if msg.shelf_id not in self.engine.shelves:
             raise Rejected(f"{msg.shelf_id} is not a shelf of this store")
         self.engine.on_product_seen(
@@ -381,8 +384,7 @@ class Gateway:
     def _on_handoff_seen(self, inbound: Inbound) -> None:
         msg = inbound.message
         assert isinstance(msg, HandoffSeen)
-        if self.dispatcher.known_devices[inbound.device_id] != "camera":
-            raise Rejected(f"{inbound.device_id} is not a camera")
+        self._expect_kind(inbound, "camera", "a camera")
         self.engine.on_handoff_seen(
             inbound.device_id,
             msg.from_token,
@@ -409,8 +411,7 @@ class Gateway:
     def _on_temperature(self, inbound: Inbound) -> None:
         msg = inbound.message
         assert isinstance(msg, Temperature)
-        if self.dispatcher.known_devices[inbound.device_id] != "fridge":
-            raise Rejected(f"{inbound.device_id} is not a fridge sensor")
+        self._expect_kind(inbound, "fridge", "a fridge sensor")
         self.store.record_temperature(inbound.device_id, msg.ts, msg.celsius, msg.door_open)
         self.staff.on_temperature(inbound.device_id, msg.ts, msg.celsius)
 

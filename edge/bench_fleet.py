@@ -229,6 +229,14 @@ def _states(db: Path) -> dict[str, int]:
         store.close()
 
 
+def _dead_letters(db: Path) -> int:
+    store = Store.open(db, readonly=True)
+    try:
+        return store.dead_letter_count()
+    finally:
+        store.close()
+
+
 def _messages_sent(devices: list[SimDevice]) -> int:
     total = 0
     for device in devices:
@@ -305,7 +313,7 @@ def bench_fleet(
                 gateway.kill()
             if mosquitto is not None:
                 mosquitto.stop()
-        dead = Store.open(db, readonly=True).dead_letter_count()
+        dead = _dead_letters(db)
     return {
         "devices": started,
         "mix": {

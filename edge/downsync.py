@@ -246,26 +246,11 @@ class DownSync:
     def _now(self) -> int:
         return self.gw.engine.clock_ms()
 
-    def _record(
-        self,
-        document: SyncDocument,
-        status: str,
-        reason: str,
-        running: tuple[int | None, Mapping[str, Any] | None] | None = None,
-    ) -> None:
+    def _record(self, document: SyncDocument, status: str, reason: str) -> None:
         store = self.gw.store
-        if running is None:
-            self.gw.call(
-                lambda: store.record_sync(
-                    document.kind, document.version, status, reason, self._now()
-                )
-            )
-        else:
-            self.gw.call(
-                lambda: store.record_sync(
-                    document.kind, document.version, status, reason, self._now(), running
-                )
-            )
+        self.gw.call(
+            lambda: store.record_sync(document.kind, document.version, status, reason, self._now())
+        )
 
     # ------------------------------------------------------------------ prices
 

@@ -26,22 +26,19 @@ class Liveness:
         self._on_change = on_change
         self._last: dict[str, int] = {}
         self._state: dict[str, str] = {}
-        self._limit: dict[str, int] = {}
         self._every: dict[str, int] = {}
 
     def expect_every(self, device_id: str, interval_ms: int) -> None:
         """The device reports at least this often (its heartbeat interval)."""
         self._every[device_id] = interval_ms
-        self._limit[device_id] = max(self._after, self._missed * interval_ms)
 
     def set_offline_after(self, offline_after_ms: int) -> None:
         """A new silence limit (a configuration from HQ), from now on."""
         self._after = offline_after_ms
-        for device_id, interval_ms in self._every.items():
-            self._limit[device_id] = max(offline_after_ms, self._missed * interval_ms)
 
     def limit_ms(self, device_id: str) -> int:
-        return self._limit.get(device_id, self._after)
+        every = self._every.get(device_id)
+        return self._after if every is None else max(self._after, self._missed * every)
 
     def seen(self, device_id: str, now_ms: int, *, announce: bool = True) -> None:
         self._last[device_id] = now_ms
@@ -61,7 +58,7 @@ class Liveness:
         silent = [
             d
             for d, state in self._state.items()
-            if state == "online" and now_ms - self._last[d] > self._limit.get(d, self._after)
+            if state == "online" and now_ms - self._last[d] > self.limit_ms(d)
         ]
         for device_id in silent:
             self._state[device_id] = "offline"
@@ -79,5 +76,5 @@ class Liveness:
     def forget(self, device_id: str) -> None:
         """The device is no longer part of the store (a planogram without its shelf):
         its silence from now on is no news."""
-        for table in (self._last, self._state, self._limit, self._every):
+        for table in (self._last, self._state, self._every):
             table.pop(device_id, None)

@@ -32,16 +32,13 @@ class PriceBook:
         esls: Sequence[EslConfig],
         clock_ms: Callable[[], int],
     ) -> None:
-        barcodes = {p.barcode for p in planogram.products}
         twice = sorted(d for d, n in Counter(e.device_id for e in esls).items() if n > 1)
         if twice:
             raise ValueError(f"esls: {', '.join(twice)} listed more than once")
-        unknown = sorted({e.barcode for e in esls} - barcodes)
-        if unknown:
-            raise ValueError(f"esls: barcodes not in the planogram: {', '.join(unknown)}")
-        self.planogram = planogram
-        self.store = store
         self.esls = list(esls)
+        self._label_ids = frozenset(e.device_id for e in esls)
+        self.replace_planogram(planogram)
+        self.store = store
         self.clock_ms = clock_ms
 
     def replace_planogram(self, planogram: Planogram) -> None:
@@ -51,10 +48,6 @@ class PriceBook:
         if unknown:
             raise ValueError(f"esls: barcodes not in the planogram: {', '.join(unknown)}")
         self.planogram = planogram
-
-    @property
-    def label_ids(self) -> list[str]:
-        return [e.device_id for e in self.esls]
 
     def price_minor(self, barcode: str) -> int:
         """The current price: the catalog's, else the planogram's."""
@@ -109,7 +102,7 @@ class PriceBook:
 
     def on_ack(self, device_id: str, command: str | None, ok: bool, detail: str, ts: int) -> None:
         """A device acknowledged a command; a label's answer to ``config`` is kept."""
-        if command == "config" and device_id in self.label_ids:
+        if command == "config" and device_id in self._label_ids:
             self.store.record_label_ack(device_id, ts, ok, detail)
 
     def _want(self, device_id: str, barcode: str) -> bool:

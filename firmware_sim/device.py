@@ -13,7 +13,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
 from pydantic import BaseModel, ValidationError
 
 from devices.ota import OTA_COMMANDS
@@ -57,6 +57,13 @@ MIN_HEARTBEAT_S = 0.5
 def now_ms() -> int:
     """Wall-clock time in milliseconds, as carried in every device message's ``ts``."""
     return int(time.time() * 1000)
+
+
+def not_sent() -> mqtt.MQTTMessageInfo:
+    """What ``publish`` returns for a message lost on a dead link (as paho does for QoS 0)."""
+    info = mqtt.MQTTMessageInfo(0)
+    info.rc = MQTTErrorCode.MQTT_ERR_NO_CONN
+    return info
 
 
 class Ticker:
@@ -185,8 +192,6 @@ class SimDevice:
     ) -> mqtt.MQTTMessageInfo:
         """Send one protocol model (JSON wire form) on ``topic``."""
         if self._link_down.is_set():
-            from firmware_sim.faults import not_sent  # noqa: PLC0415 - faults imports us
-
             return not_sent()
         wire = self.wire_faults
         if wire is not None:

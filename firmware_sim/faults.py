@@ -69,7 +69,6 @@ from typing import Any, Literal, Protocol, get_args, runtime_checkable
 
 import paho.mqtt.client as mqtt
 import yaml
-from paho.mqtt.enums import MQTTErrorCode
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from devices.protocol import (
@@ -290,13 +289,6 @@ def load_faults(path: Path) -> FaultConfig:
 
 
 # --------------------------------------------------------------------------- the wire
-
-
-def not_sent() -> mqtt.MQTTMessageInfo:
-    """What ``publish`` returns for a message lost on a dead link (as paho does for QoS 0)."""
-    info = mqtt.MQTTMessageInfo(0)
-    info.rc = MQTTErrorCode.MQTT_ERR_NO_CONN
-    return info
 
 
 class _HeldInfo(mqtt.MQTTMessageInfo):

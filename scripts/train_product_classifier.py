@@ -30,14 +30,14 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from firmware_sim.aifi.dataset import find_dataset  # noqa: E402
+from firmware_sim.aifi.planogram import read_products  # noqa: E402
 from vision.product.render import SIZE, degrade, view  # noqa: E402
 
 
 def load_products(path: Path) -> list[dict[str, object]]:
-    data = json.loads(path.read_text(encoding="utf-8"))
     return [
         {"barcode": p["barcode"], "name": p["name"], "unit_weight_g": p.get("unit_weight_g")}
-        for p in data["products"]
+        for p in read_products(path)
     ]
 
 

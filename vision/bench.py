@@ -18,7 +18,7 @@ import numpy as np
 
 from vision.capture import OpenCvSource
 from vision.config import CameraConfig, VisionConfig
-from vision.pipeline import pipeline_for_source
+from vision.pipeline import CameraPipeline, pipeline_for_source
 
 
 def _ms(values: list[float]) -> dict[str, float]:
@@ -68,7 +68,7 @@ def bench_video(
     pipeline.close()
     frames_n = len(per_frame)
     mean = statistics.fmean(per_frame) if per_frame else 0.0
-    h, w = pipeline.frame_size[1], pipeline.frame_size[0]
+    w, h = pipeline.frame_size
     return {
         "detector": label,
         "frames": frames_n,
@@ -92,8 +92,6 @@ def bench_idle(
     rng = np.random.default_rng(0)
     base = rng.integers(40, 200, (size[1], size[0], 3), dtype=np.uint8)
     base = np.asarray(cv2.GaussianBlur(base, (9, 9), 0), dtype=np.uint8)
-    from vision.pipeline import CameraPipeline  # noqa: PLC0415
-
     pipeline = CameraPipeline(vision, size, keep_stats=True)
     noisy = [
         np.clip(base.astype(np.int16) + rng.normal(0, 2, base.shape), 0, 255).astype(np.uint8)

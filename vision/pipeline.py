@@ -9,6 +9,7 @@ the tracker gives stable ids; each reported track gets a floor position.
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -172,8 +173,6 @@ class CameraPipeline:
 
 def aifi_camera_id(path: str | Path) -> str | None:
     """The AiFi camera id in a recording's name (``...-cam3.mp4`` -> ``"3"``)."""
-    import re  # noqa: PLC0415
-
     match = re.search(r"cam[-_]?(\d+)", Path(str(path)).stem, re.IGNORECASE)
     return match.group(1) if match else None
 

@@ -113,22 +113,23 @@ class SnapshotStore:
             self._enforce()
         return path
 
-    def _now(self) -> float:
-        return self._clock()
-
     def _enforce(self) -> None:
-        files = sorted(self.config.directory.glob("*.jpg"), key=lambda p: p.stat().st_mtime)
-        cutoff = self._now() - self.config.max_age_s
-        keep: list[Path] = []
-        for path in files:
-            if path.stat().st_mtime < cutoff:
+        # One stat per file: the folder is scanned after every snapshot.
+        files = sorted(
+            ((p, p.stat()) for p in self.config.directory.glob("*.jpg")),
+            key=lambda item: item[1].st_mtime,
+        )
+        cutoff = self._clock() - self.config.max_age_s
+        keep: list[tuple[Path, int]] = []
+        for path, st in files:
+            if st.st_mtime < cutoff:
                 path.unlink(missing_ok=True)
             else:
-                keep.append(path)
-        total = sum(p.stat().st_size for p in keep)
+                keep.append((path, st.st_size))
+        total = sum(size for _, size in keep)
         while keep and (len(keep) > self.config.max_snapshots or total > self.config.max_bytes):
-            oldest = keep.pop(0)
-            total -= oldest.stat().st_size
+            oldest, size = keep.pop(0)
+            total -= size
             oldest.unlink(missing_ok=True)
 
     def snapshots(self) -> list[Path]:

@@ -44,7 +44,7 @@ from starlette.concurrency import run_in_threadpool
 from cloud_sync.hq.auth import ADMIN_TOKEN_ENV, bearer, hash_key, is_admin, new_api_key
 from cloud_sync.hq.db import HqDatabase
 from cloud_sync.hq.fleet import BACKLOG_WARN_S, STALE_AFTER_S, fleet_store
-from cloud_sync.hq.stock import DEFAULT_LOW, Transfer, suggest_transfers
+from cloud_sync.hq.stock import DEFAULT_LOW, Transfer, low_of, suggest_transfers
 from cloud_sync.wire import (
     ALL_STORES,
     API_PREFIX,
@@ -340,7 +340,7 @@ def stock(hq: Settings, barcode: Annotated[str, Query(min_length=1)]) -> dict[st
             "name": r.name,
             "quantity": r.quantity,
             "low_threshold": r.low_threshold,
-            "low": r.quantity <= (r.low_threshold if r.low_threshold is not None else low),
+            "low": r.quantity <= low_of(r, low),
             "ts_ms": r.ts_ms,
         }
         for r in rows

@@ -32,7 +32,8 @@ class Transfer(BaseModel):
     to_quantity: int
 
 
-def _low(row: StockRow, default_low: int) -> int:
+def low_of(row: StockRow, default_low: int) -> int:
+    """The store's threshold for the product, else ``default_low``."""
     return row.low_threshold if row.low_threshold is not None else default_low
 
 
@@ -44,14 +45,14 @@ def suggest_transfers(rows: Iterable[StockRow], default_low: int = DEFAULT_LOW) 
     for barcode in sorted(by_product):
         levels = by_product[barcode]
         need = {
-            r.store_id: 2 * _low(r, default_low) - r.quantity
+            r.store_id: 2 * low_of(r, default_low) - r.quantity
             for r in levels
-            if r.quantity <= _low(r, default_low)
+            if r.quantity <= low_of(r, default_low)
         }
         spare = {
-            r.store_id: r.quantity - 2 * _low(r, default_low)
+            r.store_id: r.quantity - 2 * low_of(r, default_low)
             for r in levels
-            if r.quantity > 3 * _low(r, default_low)
+            if r.quantity > 3 * low_of(r, default_low)
         }
         if not need or not spare:
             continue

@@ -179,8 +179,9 @@ def require_role(*roles: Role) -> Callable[..., Caller]:
         if not any(_configured(ctx, role) for role in allowed):
             names = ", ".join(sorted(role.value for role in allowed))
             raise HTTPException(status_code=403, detail=f"no token is configured for {names}")
-        token = credentials.credentials if credentials is not None else None
-        if token is None and credentials is None:
+        if credentials is not None:
+            token: str | None = credentials.credentials
+        else:
             token = request.cookies.get(TOKEN_COOKIE)
         if not token:
             raise _unauthorized("a bearer token is required")

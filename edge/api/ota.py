@@ -7,14 +7,12 @@ hash does not verify against the gateway's trusted public key.
 
 from __future__ import annotations
 
-import base64
-import binascii
 from typing import Any
 
 from fastapi import APIRouter, Depends, HTTPException, Query
 from pydantic import BaseModel, ConfigDict, Field
 
-from devices.ota import MAX_INLINE_IMAGE_BYTES
+from devices.ota import MAX_INLINE_IMAGE_BYTES, ImageRejected, decode_image
 from devices.protocol import DeviceId, DeviceType
 from edge.api.deps import Ctx, gateway_actions, require_store_reader
 from edge.ota import ImageRefused, OtaConflict, OtaNotConfigured
@@ -76,9 +74,9 @@ def _refusal(exc: Exception) -> HTTPException:
 def register_image(ctx: Ctx, body: ImageUpload) -> dict[str, Any]:
     """Register a firmware image; 422 with the reason when it does not verify."""
     try:
-        image = base64.b64decode(body.image_b64, validate=True)
-    except (binascii.Error, ValueError):
-        raise HTTPException(status_code=422, detail="image refused: not base64") from None
+        image = decode_image(body.image_b64)
+    except ImageRejected as exc:
+        raise HTTPException(status_code=422, detail=f"image refused: {exc}") from None
     try:
         return gateway_actions(ctx).register_firmware(body.manifest, image)
     except (ImageRefused, OtaConflict, OtaNotConfigured) as exc:

@@ -102,14 +102,7 @@ class Associator:
         x, y, z = _centre(spots)
         ranked: list[tuple[float, float, str]] = []
         for token in sessions:
-            d = self.positions.hand_distance(token, event.start_ms, event.settled_ms, (x, y, z))
-            if d is None:  # a touch shorter than a tracker frame: look a little wider
-                d = self.positions.hand_distance(
-                    token,
-                    event.start_ms - HAND_SLACK_MS,
-                    event.settled_ms + HAND_SLACK_MS,
-                    (x, y, z),
-                )
+            d = self._hand_distance(token, event, (x, y, z))
             if d is not None:
                 ranked.append((d[0], d[1], token))
         ranked.sort()
@@ -141,12 +134,20 @@ class Associator:
         spot = self._plate_xyz.get((event.device_id, plate))
         if spot is None or not self.positions.tracking_hands:
             return None
+        d = self._hand_distance(token, event, spot)
+        return None if d is None else d[0]
+
+    def _hand_distance(
+        self, token: str, event: ShelfEvent, spot: tuple[float, float, float]
+    ) -> tuple[float, float] | None:
+        """(mean, nearest) distance of ``token``'s hand from ``spot`` while ``event``'s
+        plates changed; a touch shorter than a tracker frame: a little wider."""
         d = self.positions.hand_distance(token, event.start_ms, event.settled_ms, spot)
         if d is None:
             d = self.positions.hand_distance(
                 token, event.start_ms - HAND_SLACK_MS, event.settled_ms + HAND_SLACK_MS, spot
             )
-        return None if d is None else d[0]
+        return d
 
     def _by_body(self, event: ShelfEvent, sessions: list[str]) -> Attribution | None:
         """The shopper standing clearly nearest the changed plates."""

@@ -15,7 +15,7 @@ import logging
 import math
 import time
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -156,9 +156,7 @@ class CheckoutEngine:
         sighting = Sighting(camera, shelf_id, where, ts_ms, scores, token)
         self.sightings.add(sighting, self.clock_ms())
         for held in self._held:
-            if held.event.device_id == shelf_id and self.sightings.fits(
-                sighting, held.event, held.token
-            ):
+            if self.sightings.fits(sighting, held.event, held.token):
                 self._held.remove(held)
                 self.sightings.stats.held_then_seen += 1
                 self._on_shelf_event(held.event, final=True, who=held.split)
@@ -178,13 +176,12 @@ class CheckoutEngine:
         moves to the taker's cart (who leaves with it pays for it).  One the engine
         cannot place (a shopper not in the store, nothing in the giver's cart that fits
         the view) is recorded as ``handoff_unclear`` with the reason; carts stay."""
-        top = sorted(scores.items(), key=lambda kv: -kv[1])[:3]
         body: dict[str, Any] = {
             "camera": camera,
             "from": giver,
             "to": taker,
             "quantity": quantity,
-            "top": {b: round(v, 4) for b, v in top},
+            "top": _top3(scores),
         }
         if giver not in self.open_sessions or taker not in self.open_sessions:
             problem: str | None = "the giver or the taker is not in the store"
@@ -394,12 +391,11 @@ class CheckoutEngine:
             and (by_weight.barcode, by_weight.quantity) != (best.barcode, best.quantity)
         )
         self.sightings.stats.changed += changed
-        top = sorted(seen.scores.items(), key=lambda kv: -kv[1])[:3]
         return {
             "camera": seen.camera,
             "seen_ms": seen.ts_ms,
             "plates": list(seen.plates) if seen.plates else None,
-            "top": {b: round(p, 4) for b, p in top},
+            "top": _top3(seen.scores),
             "weight_best": _hyp_json(by_weight) if by_weight is not None else None,
             "changed": changed,
         }
@@ -647,3 +643,9 @@ def _hyp_json(h: Hypothesis) -> dict[str, object]:
         "likelihood": round(h.likelihood, 4),
         "confidence": round(h.confidence, 4),
     }
+
+
+def _top3(scores: Mapping[str, float]) -> dict[str, float]:
+    """A camera's three best scores, for an event body."""
+    top = sorted(scores.items(), key=lambda kv: -kv[1])[:3]
+    return {b: round(p, 4) for b, p in top}

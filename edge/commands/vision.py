@@ -476,11 +476,11 @@ def measure_ties(
 
     from devices.layout import Product  # noqa: PLC0415
     from edge.checkout.inference import READING_NOISE_G, infer  # noqa: PLC0415
-    from firmware_sim.aifi.planogram import weight_sd_g  # noqa: PLC0415
+    from firmware_sim.aifi.planogram import read_products, weight_sd_g  # noqa: PLC0415
     from vision.product import ProductClassifier, fuse_scores  # noqa: PLC0415
     from vision.product.render import degrade, view  # noqa: PLC0415
 
-    data = json.loads(planogram_json.read_text(encoding="utf-8"))["products"]
+    data = read_products(planogram_json)
     products = {
         p["barcode"]: Product(
             barcode=p["barcode"],

@@ -63,6 +63,9 @@ log = logging.getLogger(__name__)
 #: (device_id, command name, args) -> command id; the gateway's send_command.
 SendCommand = Callable[[str, str, dict[str, Any]], str]
 
+#: (rollout, device row) pairs.
+_Rows = list[tuple[dict[str, Any], dict[str, Any]]]
+
 #: Heartbeat interval assumed for a device whose twin does not report one.
 DEFAULT_HEARTBEAT_S = 5.0
 
@@ -118,9 +121,10 @@ class RolloutOrchestrator:
         self._started_ms = clock_ms()
         #: (rollout, device) -> when the gateway last heard a heartbeat of the new firmware.
         self._heard: dict[tuple[str, str], int] = {}
-        #: device -> rollouts it is pending in (active ones) or in the middle of.
+        #: device -> rollouts it is pending in (active ones) or in the middle of;
+        #: rebuilt from the store on first use after a state change (:meth:`_watching`).
         self._watch: dict[str, set[str]] = {}
-        self._refresh()
+        self._watch_stale = True
 
     # ------------------------------------------------------------------ staff actions
 
@@ -206,7 +210,7 @@ class RolloutOrchestrator:
             canaries,
             len(rest),
         )
-        self._refresh()
+        self._watch_stale = True
         self._advance(self._rollout(rollout_id), now)
         return self._rollout(rollout_id)
 
@@ -226,9 +230,7 @@ class RolloutOrchestrator:
         """A device (re)connected: which version it runs decides (births are rare, so
         the device's latest rollout is looked up in the store)."""
         now = self._clock()
-        for rollout_id in self.store.ota_rollouts_of(device_id)[:1]:
-            rollout = self._rollout(rollout_id)
-            [row] = [d for d in rollout["devices"] if d["device_id"] == device_id]
+        for rollout, row in self._latest(device_id):
             version, state = rollout["version"], row["state"]
             if state in ("offered", "installing") and firmware == version:
                 self._set(rollout, row, now, state="booted", detail="", booted_ms=now)
@@ -254,7 +256,7 @@ class RolloutOrchestrator:
                 self._advance(rollout, now, online=device_id)
 
     def on_heartbeat(self, device_id: str, firmware: str) -> None:
-        if device_id not in self._watch:
+        if device_id not in self._watching():
             return
         now = self._clock()
         for rollout, row in self._rows(device_id):
@@ -265,7 +267,7 @@ class RolloutOrchestrator:
 
     def on_device_state(self, device_id: str, state: str) -> None:
         """Liveness changed (online, or offline by goodbye, last will or silence)."""
-        if device_id not in self._watch:
+        if device_id not in self._watching():
             return
         now = self._clock()
         for rollout, row in self._rows(device_id):
@@ -285,9 +287,7 @@ class RolloutOrchestrator:
         """What a device says about its update (rare: looked up in the store each time,
         also for devices the gateway already gave up on and told to roll back)."""
         now = self._clock()
-        for rollout_id in self.store.ota_rollouts_of(device_id, status.version)[:1]:
-            rollout = self._rollout(rollout_id)
-            [row] = [d for d in rollout["devices"] if d["device_id"] == device_id]
+        for rollout, row in self._latest(device_id, status.version):
             state, phase = row["state"], status.phase
             said = (
                 f"{phase.value} (slot {status.slot}){': ' + status.detail if status.detail else ''}"
@@ -329,7 +329,7 @@ class RolloutOrchestrator:
                 )
 
     def on_command_ack(self, device_id: str, command: str | None, ok: bool, detail: str) -> None:
-        if ok or command != OTA_OFFER or device_id not in self._watch:
+        if ok or command != OTA_OFFER or device_id not in self._watching():
             return
         now = self._clock()
         for rollout, row in self._rows(device_id):
@@ -533,7 +533,7 @@ class RolloutOrchestrator:
         row.update({k: v for k, v in changes.items() if v is not None})
         if state is not None:
             row["since_ms"] = now
-            self._refresh()
+            self._watch_stale = True
 
     def _set_rollout(
         self, rollout: dict[str, Any], now: int, state: str, reason: str | None = None
@@ -542,7 +542,7 @@ class RolloutOrchestrator:
         rollout["state"] = state
         if reason is not None:
             rollout["reason"] = reason
-        self._refresh()
+        self._watch_stale = True
 
     def _rollout(self, rollout_id: str) -> dict[str, Any]:
         rollout = self.store.ota_rollout(rollout_id)
@@ -550,14 +550,29 @@ class RolloutOrchestrator:
             raise LookupError(f"no rollout {rollout_id!r}")
         return rollout
 
-    def _rows(self, device_id: str) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+    def _latest(self, device_id: str, version: str | None = None) -> _Rows:
+        """The device's row in its newest rollout (of ``version``), if any."""
+        for rollout_id in self.store.ota_rollouts_of(device_id, version)[:1]:
+            rollout = self._rollout(rollout_id)
+            [row] = [d for d in rollout["devices"] if d["device_id"] == device_id]
+            return [(rollout, row)]
+        return []
+
+    def _rows(self, device_id: str) -> _Rows:
         out = []
-        for rollout_id in sorted(self._watch.get(device_id, ())):
+        for rollout_id in sorted(self._watching().get(device_id, ())):
             rollout = self._rollout(rollout_id)
             out += [(rollout, d) for d in rollout["devices"] if d["device_id"] == device_id]
         return out
 
+    def _watching(self) -> dict[str, set[str]]:
+        """Device -> the rollouts watching it, rebuilt only after a state changed."""
+        if self._watch_stale:
+            self._refresh()
+        return self._watch
+
     def _refresh(self) -> None:
+        self._watch_stale = False
         watch: dict[str, set[str]] = {}
         for rollout_id in self.store.ota_rollouts_to_watch():
             rollout = self._rollout(rollout_id)

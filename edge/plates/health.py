@@ -239,11 +239,11 @@ class PlateHealth:
 
     def restore(self, device_id: str, plate: int, conditions: list[str]) -> None:
         """Flags of an alert still active from before a restart (they clear as usual)."""
-        flags = self._shelf(device_id, plate + 1)[plate].flags
+        state = self._shelf(device_id, plate + 1)[plate]
         for name in conditions:
-            if name in flags:
-                flags[name].flagged = True
-        self._shelf(device_id, plate + 1)[plate].calm = not any(f.flagged for f in flags.values())
+            if name in state.flags:
+                state.flags[name].flagged = True
+        state.calm = not any(f.flagged for f in state.flags.values())
 
     def status(self, device_id: str, plate: int) -> dict[str, Any]:
         states = self._plates.get(device_id, [])

@@ -135,14 +135,7 @@ def replay(
             )
         )
     if camera is not None and result.vision is not None:
-        stats = camera.stats
-        result.vision.update(
-            grabs=stats.grabs,
-            seen=stats.seen,
-            top1_right=stats.top1_right,
-            handoffs=stats.handoffs,
-            handoffs_seen=stats.handoffs_seen,
-        )
+        result.vision.update(asdict(camera.stats))
     return result
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
 from devices.layout import Planogram
@@ -230,11 +230,18 @@ class ShopperService:
             if barcode_hit or name_hit:
                 found.append((0 if product.barcode.lower() == q else 1, product.name, product))
         found.sort(key=lambda f: (f[0], f[1]))
-        return [self.product_info(reader, p.barcode) for _, _, p in found[:limit]]
+        stock = reader.units_on_shelves()  # once, not once per product
+        return [self.product_info(reader, p.barcode, stock=stock) for _, _, p in found[:limit]]
 
     def product_info(
-        self, reader: Store, barcode: str, *, with_directions: bool = False
+        self,
+        reader: Store,
+        barcode: str,
+        *,
+        with_directions: bool = False,
+        stock: Mapping[str, int] | None = None,
     ) -> dict[str, Any]:
+        """``stock``: units per product on the shelves, when the caller has read them."""
         product = self._products.get(barcode)
         if product is None:
             raise LookupError(f"no product {barcode!r}")
@@ -252,7 +259,7 @@ class ShopperService:
                 }
                 for s in spots
             ],
-            "in_stock": reader.units_on_shelves().get(barcode),
+            "in_stock": (reader.units_on_shelves() if stock is None else stock).get(barcode),
         }
         if with_directions and spots:
             path = self.floor.path(self.floor.entrance, spots[0].stand)

@@ -69,3 +69,28 @@ class StoreBase:
             (event_id, ts, kind, device_id, session, json.dumps(body, sort_keys=True)),
         )
         return event_id
+
+    def _children(self, sql: str, keys: list[str]) -> dict[str, list[dict[str, Any]]]:
+        """Rows of a child table for many parents in one query (``sql`` has ``IN ({})``
+        and selects the parent key first), by parent key, without that key."""
+        out: dict[str, list[dict[str, Any]]] = {}
+        if not keys:
+            return out
+        cursor = self.db.conn.execute(sql.format(",".join("?" * len(keys))), keys)
+        names = [d[0] for d in cursor.description]
+        for row in cursor:
+            out.setdefault(row[0], []).append(dict(zip(names[1:], row[1:], strict=True)))
+        return out
+
+
+def where_clause(
+    equal: dict[str, Any], key: str = "", keys: list[str] | None = None
+) -> tuple[str, tuple[Any, ...]]:
+    """A WHERE clause: each column of ``equal`` whose value is not None equals it, and
+    ``key`` is one of ``keys`` when those are given (none given: nothing matches)."""
+    terms = [f"{column} = ?" for column, value in equal.items() if value is not None]
+    params: list[Any] = [value for value in equal.values() if value is not None]
+    if keys is not None:
+        terms.append(f"{key} IN ({','.join('?' * len(keys))})" if keys else "0")
+        params += keys
+    return ("WHERE " + " AND ".join(terms) if terms else ""), tuple(params)

@@ -195,13 +195,13 @@ class Ota(StoreBase):
                 (limit,),
             )
         )
+        counts = self._children(
+            "SELECT rollout_id, state, count(*) AS n FROM ota_rollout_devices"
+            " WHERE rollout_id IN ({}) GROUP BY rollout_id, state ORDER BY rollout_id, state",
+            [r["rollout_id"] for r in rollouts],
+        )
         for rollout in rollouts:
-            counts = self.db.query(
-                "SELECT state, count(*) AS n FROM ota_rollout_devices WHERE rollout_id = ?"
-                " GROUP BY state ORDER BY state",
-                (rollout["rollout_id"],),
-            )
-            rollout["counts"] = {r["state"]: r["n"] for r in counts}
+            rollout["counts"] = {r["state"]: r["n"] for r in counts.get(rollout["rollout_id"], [])}
         return rollouts
 
     def ota_rollouts_to_watch(self) -> list[str]:

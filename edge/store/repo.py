@@ -21,7 +21,7 @@ from cloud_sync.wire import (
     STREAM_TRANSACTIONS,
 )
 from edge.store.alerts import Alerts
-from edge.store.base import new_event_id
+from edge.store.base import new_event_id, where_clause
 from edge.store.calibration import Calibrations
 from edge.store.db import connect
 from edge.store.downsync import DownSyncState
@@ -50,7 +50,6 @@ class ReceiptRow:
 
 
 class Store(
-    ReviewQueue,
     Registry,
     Twins,
     Sensors,
@@ -63,6 +62,7 @@ class Store(
     Ota,
     StaffViews,
     Shoppers,
+    ReviewQueue,
 ):
     @classmethod
     def open(cls, path: Path, *, readonly: bool = False) -> Store:
@@ -225,7 +225,7 @@ class Store(
         self, state: str | None = None, limit: int = 200, tokens: list[str] | None = None
     ) -> list[dict[str, Any]]:
         """Sessions newest first, each with its cart; only ``tokens`` when given."""
-        where, params = _where({"state": state}, "token", tokens)
+        where, params = where_clause({"state": state}, "token", tokens)
         sessions = list(
             self.db.query(
                 f"SELECT * FROM sessions {where} ORDER BY entered_ms DESC LIMIT ?",
@@ -371,7 +371,7 @@ class Store(
     ) -> list[dict[str, Any]]:
         """Receipts newest first with their lines and adjustments; of one session
         (``token``) or only ``receipt_ids`` when given."""
-        where, params = _where({"session_token": token}, "receipt_id", receipt_ids)
+        where, params = where_clause({"session_token": token}, "receipt_id", receipt_ids)
         receipts = list(
             self.db.query(
                 f"SELECT * FROM receipts {where} ORDER BY issued_ms DESC, receipt_id DESC LIMIT ?",
@@ -398,18 +398,6 @@ class Store(
             r["lines"] = lines.get(r["receipt_id"], [])
         return receipts
 
-    def _children(self, sql: str, keys: list[str]) -> dict[str, list[dict[str, Any]]]:
-        """Rows of a child table for many parents in one query (``sql`` has ``IN ({})``
-        and selects the parent key first), by parent key, without that key."""
-        out: dict[str, list[dict[str, Any]]] = {}
-        if not keys:
-            return out
-        cursor = self.db.conn.execute(sql.format(",".join("?" * len(keys))), keys)
-        names = [d[0] for d in cursor.description]
-        for row in cursor:
-            out.setdefault(row[0], []).append(dict(zip(names[1:], row[1:], strict=True)))
-        return out
-
     def receipt_count(self) -> int:
         """Transactions (issued receipts) recorded in this store."""
         return int(self.db.conn.execute("SELECT count(*) FROM receipts").fetchone()[0])
@@ -417,14 +405,3 @@ class Store(
     def receipt(self, receipt_id: str) -> dict[str, Any] | None:
         found = self.receipts(limit=1, receipt_ids=[receipt_id])
         return found[0] if found else None
-
-
-def _where(equal: dict[str, Any], key: str, keys: list[str] | None) -> tuple[str, tuple[Any, ...]]:
-    """A WHERE clause: each column of ``equal`` whose value is not None equals it, and
-    ``key`` is one of ``keys`` when those are given (none given: nothing matches)."""
-    terms = [f"{column} = ?" for column, value in equal.items() if value is not None]
-    params: list[Any] = [value for value in equal.values() if value is not None]
-    if keys is not None:
-        terms.append(f"{key} IN ({','.join('?' * len(keys))})" if keys else "0")
-        params += keys
-    return ("WHERE " + " AND ".join(terms) if terms else ""), tuple(params)

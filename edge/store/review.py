@@ -16,27 +16,43 @@ class ReviewQueue(StoreBase):
     ) -> str:
         review_id = new_event_id()
         with self.transaction():
-            self._x(
-                "INSERT INTO review_items (review_id, created_ms, device_id, reason, delta_g,"
-                " session_token, body) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (
-                    review_id,
-                    ts,
-                    device_id,
-                    reason,
-                    body.get("delta_g", 0.0),
-                    token,
-                    json.dumps(body, sort_keys=True),
-                ),
-            )
-            self._event(
-                "review_needed",
+            self._add_review(review_id, device_id, ts, body, reason, token)
+        return review_id
+
+    def _add_review(
+        self,
+        review_id: str,
+        device_id: str,
+        ts: int,
+        body: dict[str, Any],
+        reason: str,
+        token: str | None,
+        *,
+        delta_g: float | None = None,
+        event: dict[str, Any] | None = None,
+    ) -> None:
+        """The item and its ``review_needed`` event, inside the caller's transaction
+        (``delta_g``: default the body's; ``event``: more for the event's body)."""
+        self._x(
+            "INSERT INTO review_items (review_id, created_ms, device_id, reason, delta_g,"
+            " session_token, body) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (
+                review_id,
                 ts,
                 device_id,
+                reason,
+                body.get("delta_g", 0.0) if delta_g is None else delta_g,
                 token,
-                {**body, "review_id": review_id, "why": reason},
-            )
-        return review_id
+                json.dumps(body, sort_keys=True),
+            ),
+        )
+        self._event(
+            "review_needed",
+            ts,
+            device_id,
+            token,
+            {**body, "review_id": review_id, "why": reason, **(event or {})},
+        )
 
     def _review_row(self, row: dict[str, Any]) -> dict[str, Any]:
         out = {**row, "body": json.loads(row["body"])}
@@ -170,13 +186,3 @@ class ReviewQueue(StoreBase):
                 event_id=adjustment_id,
             )
         return adjustment_id
-
-    def adjustments(self, receipt_id: str) -> list[dict[str, Any]]:
-        return list(
-            self.db.query(
-                "SELECT adjustment_id, review_id, barcode, name, quantity, unit_price_minor,"
-                " amount_minor, created_ms FROM receipt_adjustments WHERE receipt_id = ?"
-                " ORDER BY created_ms",
-                (receipt_id,),
-            )
-        )

@@ -9,13 +9,14 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from edge.store.base import StoreBase, new_event_id
+from edge.store.base import new_event_id, where_clause
+from edge.store.review import ReviewQueue
 
 #: The "device" a dispute's review item names: the shopper app, not a shelf.
 DISPUTE_DEVICE = "shopper-app"
 
 
-class Shoppers(StoreBase):
+class Shoppers(ReviewQueue):
     # ------------------------------------------------------------------ check-ins
 
     def add_checkin(self, token: str, shopper_id: str, issued_ms: int, expires_ms: int) -> None:
@@ -123,44 +124,27 @@ class Shoppers(StoreBase):
             ).fetchone()
             if taken is not None:
                 raise ValueError(f"line {line_no} of receipt {receipt_id} is disputed already")
-            self._x(
-                "INSERT INTO review_items (review_id, created_ms, device_id, reason, delta_g,"
-                " session_token, body) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (
-                    review_id,
-                    ts,
-                    DISPUTE_DEVICE,
-                    why,
-                    delta_g,
-                    token,
-                    json.dumps(body, sort_keys=True),
-                ),
+            self._add_review(
+                review_id,
+                DISPUTE_DEVICE,
+                ts,
+                body,
+                why,
+                token,
+                delta_g=delta_g,
+                event={"dispute_id": dispute_id},
             )
             self._x(
                 "INSERT INTO disputes (dispute_id, receipt_id, line_no, shopper_id, review_id,"
                 " quantity, reason, created_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 (dispute_id, receipt_id, line_no, shopper_id, review_id, quantity, reason, ts),
             )
-            self._event(
-                "review_needed",
-                ts,
-                DISPUTE_DEVICE,
-                token,
-                {**body, "review_id": review_id, "why": why, "dispute_id": dispute_id},
-            )
         return {"dispute_id": dispute_id, "review_id": review_id}
 
     def disputes(
         self, *, shopper_id: str | None = None, receipt_id: str | None = None, limit: int = 100
     ) -> list[dict[str, Any]]:
-        clauses, params = [], []
-        if shopper_id is not None:
-            clauses.append("d.shopper_id = ?")
-            params.append(shopper_id)
-        if receipt_id is not None:
-            clauses.append("d.receipt_id = ?")
-            params.append(receipt_id)
-        where = ("WHERE " + " AND ".join(clauses)) if clauses else ""
+        where, params = where_clause({"d.shopper_id": shopper_id, "d.receipt_id": receipt_id})
         rows = self.db.query(
             "SELECT d.*, i.status AS review_status, i.resolution, a.amount_minor AS"
             " refund_minor, a.adjustment_id FROM disputes d"
@@ -268,16 +252,9 @@ class Shoppers(StoreBase):
         order_id: str | None = None,
         limit: int = 200,
     ) -> list[dict[str, Any]]:
-        clauses, params = [], []
-        for column, value in (
-            ("receipt_id", receipt_id),
-            ("shopper_id", shopper_id),
-            ("order_id", order_id),
-        ):
-            if value is not None:
-                clauses.append(f"{column} = ?")
-                params.append(value)
-        where = ("WHERE " + " AND ".join(clauses)) if clauses else ""
+        where, params = where_clause(
+            {"receipt_id": receipt_id, "shopper_id": shopper_id, "order_id": order_id}
+        )
         return list(
             self.db.query(
                 f"SELECT * FROM payments {where} ORDER BY created_ms, payment_id LIMIT ?",
@@ -404,36 +381,29 @@ class Shoppers(StoreBase):
         return str(row[0]) if row else None
 
     def order(self, order_id: str) -> dict[str, Any] | None:
-        rows = list(self.db.query("SELECT * FROM orders WHERE order_id = ?", (order_id,)))
-        if not rows:
-            return None
-        order = rows[0]
-        order["route"] = json.loads(order["route"])
-        order["lines"] = list(
-            self.db.query(
-                "SELECT line_no, barcode, name, quantity, in_stock, unit_price_minor,"
-                " line_total_minor FROM order_lines WHERE order_id = ? ORDER BY line_no",
-                (order_id,),
-            )
-        )
-        return order
+        found = self._orders("WHERE order_id = ?", (order_id,))
+        return found[0] if found else None
 
     def orders(
         self, *, state: str | None = None, shopper_id: str | None = None, limit: int = 100
     ) -> list[dict[str, Any]]:
-        clauses, params = [], []
-        if state is not None:
-            clauses.append("state = ?")
-            params.append(state)
-        if shopper_id is not None:
-            clauses.append("shopper_id = ?")
-            params.append(shopper_id)
-        where = ("WHERE " + " AND ".join(clauses)) if clauses else ""
-        ids = self.db.conn.execute(
-            f"SELECT order_id FROM orders {where} ORDER BY created_ms DESC, order_id DESC LIMIT ?",
-            (*params, limit),
-        ).fetchall()
-        return [order for (oid,) in ids if (order := self.order(str(oid))) is not None]
+        where, params = where_clause({"state": state, "shopper_id": shopper_id})
+        return self._orders(
+            f"{where} ORDER BY created_ms DESC, order_id DESC LIMIT ?", (*params, limit)
+        )
+
+    def _orders(self, tail: str, params: tuple[Any, ...]) -> list[dict[str, Any]]:
+        """Orders (``tail``: WHERE/ORDER BY/LIMIT) with their lines, in two queries."""
+        orders = list(self.db.query(f"SELECT * FROM orders {tail}", params))
+        lines = self._children(
+            "SELECT order_id, line_no, barcode, name, quantity, in_stock, unit_price_minor,"
+            " line_total_minor FROM order_lines WHERE order_id IN ({}) ORDER BY order_id, line_no",
+            [o["order_id"] for o in orders],
+        )
+        for order in orders:
+            order["route"] = json.loads(order["route"])
+            order["lines"] = lines.get(order["order_id"], [])
+        return orders
 
     def advance_order(
         self, order_id: str, from_state: str, to_state: str, ts: int, by: str

@@ -10,7 +10,6 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 
 import pytest
@@ -20,17 +19,10 @@ from cloud_sync.sender import Sender, SenderConfig
 from edge.store.repo import ReceiptRow, Store
 from tests.cloud_sync.faultproxy import FaultProxy
 from tests.cloud_sync.helpers import ROOT, HqProcess, add_store, hq_transactions
+from tests.integration.conftest import wait_for
 
 STORE = "s-e2e"
 CHILD = Path(__file__).with_name("gateway_child.py")
-
-
-def wait_for(condition, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            pytest.fail(f"gave up waiting for {what} after {timeout} s")
-        time.sleep(0.01)
 
 
 def _config(url: str, key: str, **kw) -> SenderConfig:

@@ -15,7 +15,6 @@ The default suite runs a light day (a few seconds); ``-m slow`` a busy one.
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,6 +26,7 @@ from cloud_sync.hq.server import HqServer
 from cloud_sync.sender import Sender, SenderConfig
 from edge.store.repo import ReceiptRow, Store
 from tests.cloud_sync.helpers import ADMIN, free_port, hq_transactions
+from tests.integration.conftest import wait_for
 
 STORE = "s-outage"
 DAY_MS = 24 * 3600 * 1000
@@ -164,9 +164,10 @@ def run_outage(tmp_path: Path, traffic: Traffic) -> None:
                 [s] = c.get("/api/v1/fleet").json()["stores"]
                 return s["evicted_rows"]
 
-            deadline = time.monotonic() + 10
-            while fleet_evicted() != counters["evicted_rows"] and time.monotonic() < deadline:
-                time.sleep(0.05)
+            wait_for(
+                lambda: fleet_evicted() == counters["evicted_rows"],
+                what="HQ's fleet view to count the evictions",
+            )
             assert fleet_evicted() == counters["evicted_rows"] > 0  # HQ sees the evictions
         assert written.max_held <= traffic.budget_bytes
     finally:

@@ -23,6 +23,7 @@ from devices.protocol import (
 )
 from firmware_sim.faults import FaultInjector, parse_faults
 from firmware_sim.gate import SimGate
+from tests.integration.conftest import wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -54,12 +55,7 @@ class Wire:
         return [decode(topic, payload).message for payload in self.on(topic)]
 
     def wait_for(self, check: Callable[[], bool], what: str, timeout: float = 10.0) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if check():
-                return
-            time.sleep(0.02)
-        raise AssertionError(f"timed out waiting for {what}")
+        wait_for(check, timeout, what)
 
     def close(self) -> None:
         self._client.disconnect()

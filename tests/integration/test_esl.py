@@ -13,8 +13,13 @@ from edge.api.app import create_app
 from edge.config import EslConfig
 from edge.store.repo import Store
 from firmware_sim.esl import SimEsl
-from firmware_sim.store import StoreSimulator
-from tests.integration.conftest import RunningGateway, gateway_config, started_gateway, wait_for
+from tests.integration.conftest import (
+    RunningGateway,
+    gateway_config,
+    started_gateway,
+    store_simulator,
+    wait_for,
+)
 
 TOKEN = "staff-t0ken"
 
@@ -56,15 +61,7 @@ def test_a_price_change_reaches_both_labels_and_the_next_receipt(mosquitto, labe
         device: SimEsl(cfg.store_id, device, mosquitto.host, mosquitto.port)
         for device in ("esl-water-1", "esl-water-2", "esl-pasta")
     }
-    sim = StoreSimulator(
-        planogram,
-        cfg.store_id,
-        mosquitto.host,
-        mosquitto.port,
-        entry_gate="gate-entry",
-        exit_gate="gate-exit",
-        seed=5,
-    )
+    sim = store_simulator(gw, mosquitto, seed=5)
     api = TestClient(
         create_app(cfg.database.path, store_id=cfg.store_id, actions=gw, staff_token=TOKEN),
         headers={"Authorization": f"Bearer {TOKEN}"},  # the staff's reads too

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import random
 
-from edge.app import Gateway
 from edge.store.repo import Store
 from firmware_sim.fridge import SimFridge
-from tests.integration.conftest import gateway_config, wait_for
+from tests.integration.conftest import gateway_config, started_gateway, wait_for
 
 
 def test_fridge_readings_are_logged_and_a_non_fridge_is_refused(
@@ -17,8 +16,6 @@ def test_fridge_readings_are_logged_and_a_non_fridge_is_refused(
     store = Store.open(db)
     store.provision(unique_store_id, "fridge-1", "fridge", "x", 0)
     store.close()
-    gw = Gateway(gateway_config(unique_store_id, mosquitto.url, db))
-    gw.start()
     fridge = SimFridge(
         unique_store_id,
         "fridge-1",
@@ -29,30 +26,29 @@ def test_fridge_readings_are_logged_and_a_non_fridge_is_refused(
     )
     # A gate that claims to measure temperatures is not a fridge.
     impostor = SimFridge(unique_store_id, "gate-exit", mosquitto.host, mosquitto.port, period_s=0.2)
-    try:
-        assert gw.link is not None
-        assert gw.link.wait_connected(10)
-        fridge.fail_compressor()
-        fridge.start(timeout=5)
-        impostor.start(timeout=5)
-        reader = Store.open(db, readonly=True)
-        wait_for(lambda: len(reader.temperatures("fridge-1")) >= 5, what="five readings")
-        log = reader.temperatures("fridge-1")
-        assert all(-60 <= r["celsius"] <= 80 and r["door_open"] is False for r in log)
-        assert [r["ts_ms"] for r in log] == sorted(r["ts_ms"] for r in log)
-        wait_for(
-            lambda: any("not a fridge" in d["reason"] for d in reader.dead_letters()),
-            what="the impostor's reading in the dead letters",
-        )
-        assert reader.temperatures("gate-exit") == []
-        # Birth, online state, readings: one unbroken sequence, no gap counted.
-        gaps = {dev: g for dev, _seq, _ts, g, _dup in gw.dispatcher.seq.counters()}
-        assert gaps["fridge-1"] == 0
-        reader.close()
-    finally:
-        impostor.stop()
-        fridge.stop()
-        gw.stop()
+    with started_gateway(gateway_config(unique_store_id, mosquitto.url, db)) as running:
+        gw = running.gateway
+        try:
+            fridge.fail_compressor()
+            fridge.start(timeout=5)
+            impostor.start(timeout=5)
+            reader = Store.open(db, readonly=True)
+            wait_for(lambda: len(reader.temperatures("fridge-1")) >= 5, what="five readings")
+            log = reader.temperatures("fridge-1")
+            assert all(-60 <= r["celsius"] <= 80 and r["door_open"] is False for r in log)
+            assert [r["ts_ms"] for r in log] == sorted(r["ts_ms"] for r in log)
+            wait_for(
+                lambda: any("not a fridge" in d["reason"] for d in reader.dead_letters()),
+                what="the impostor's reading in the dead letters",
+            )
+            assert reader.temperatures("gate-exit") == []
+            # Birth, online state, readings: one unbroken sequence, no gap counted.
+            gaps = {dev: g for dev, _seq, _ts, g, _dup in gw.dispatcher.seq.counters()}
+            assert gaps["fridge-1"] == 0
+            reader.close()
+        finally:
+            impostor.stop()
+            fridge.stop()
 
 
 def test_the_cabinet_model_warms_without_its_compressor_and_cools_back():

@@ -19,8 +19,13 @@ from devices.protocol import gate_topic, order_topic
 from edge.api.server import ApiServer, serve_gateway
 from edge.app import Gateway
 from edge.mqtt.broker import free_port
-from firmware_sim.store import StoreSimulator
-from tests.integration.conftest import RawDevice, gateway_config, wait_for
+from tests.integration.conftest import (
+    RawDevice,
+    gateway_config,
+    started_gateway,
+    store_simulator,
+    wait_for,
+)
 
 STAFF = {"Authorization": "Bearer staff-t0ken"}
 
@@ -47,32 +52,20 @@ def store(mosquitto, unique_store_id, tmp_path) -> Iterator[tuple[Gateway, ApiSe
     shoppers = cfg.shoppers.model_copy(
         update={"verify_checkin": True, "secret": SecretStr("integration-secret-32-bytes-long")}
     )
-    gateway = Gateway(cfg.model_copy(update={"shoppers": shoppers}))
-    gateway.start()
-    assert gateway.link is not None
-    assert gateway.link.wait_connected(10)
-    api = serve_gateway(gateway, "127.0.0.1", free_port(), "staff-t0ken")
-    try:
-        yield gateway, api, App(api.url)
-    finally:
-        api.stop()
-        gateway.stop()
+    with started_gateway(cfg.model_copy(update={"shoppers": shoppers})) as running:
+        gateway = running.gateway
+        api = serve_gateway(gateway, "127.0.0.1", free_port(), "staff-t0ken")
+        try:
+            yield gateway, api, App(api.url)
+        finally:
+            api.stop()
 
 
 def test_check_in_shop_pay_and_pick_up_an_order(mosquitto, store) -> None:
     gateway, _api, app = store
     cfg = gateway.config
     ana = app.sign_up()
-    sim = StoreSimulator(
-        gateway.planogram,
-        cfg.store_id,
-        mosquitto.host,
-        mosquitto.port,
-        entry_gate="gate-entry",
-        exit_gate="gate-exit",
-        seed=5,
-        checkin=lambda _name: app.checkin(ana),
-    )
+    sim = store_simulator(gateway, mosquitto, seed=5, checkin=lambda _name: app.checkin(ana))
     receipts: queue.Queue[Any] = queue.Queue()
     gateway.add_receipt_listener(receipts.put)
     sim.start()

@@ -10,6 +10,7 @@ import cv2
 import numpy as np
 import pytest
 
+from tests.integration.conftest import wait_for
 from vision.capture import (
     CameraWorker,
     CaptureError,
@@ -20,15 +21,6 @@ from vision.capture import (
     iter_frames,
     sample_ahead,
 )
-
-
-def _wait(cond: object, timeout: float = 10.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if cond():  # type: ignore[operator]
-            return True
-        time.sleep(0.02)
-    return False
 
 
 def test_a_video_file_is_read_to_its_end(walking_video: Path) -> None:
@@ -159,7 +151,7 @@ def test_a_stalled_stream_is_detected_and_reopened() -> None:
     )
     worker.start()
     try:
-        assert _wait(lambda: len(opened) >= 3)
+        wait_for(lambda: len(opened) >= 3, what="three opens of the stalling stream")
         assert worker.status.stalls >= 2
         assert worker.status.reopens >= 2
         assert frames[:6] == [1, 2, 3, 1, 2, 3]
@@ -183,8 +175,10 @@ def test_pushed_jpeg_frames_are_decoded() -> None:
     for ts in range(5):  # the worker is behind: the oldest frames make room
         push.feed(jpeg.tobytes(), ts)
     assert push.dropped == 3
+    kept = [push.read(poll_s=0.01), push.read(poll_s=0.01)]
+    assert [f.ts_ms for f in kept if f is not None] == [3, 4]  # the newest two were kept
     with pytest.raises(NoFrameYet):
-        push.read(poll_s=0.01) and push.read(poll_s=0.01) and push.read(poll_s=0.01)
+        push.read(poll_s=0.01)
 
 
 def test_vision_run_names_a_bad_video(tmp_path: Path, walking_video: Path) -> None:

@@ -11,6 +11,7 @@ seeds, different views.
 from __future__ import annotations
 
 import hashlib
+from functools import lru_cache
 
 import cv2
 import numpy as np
@@ -37,8 +38,11 @@ def _shape(name: str) -> str:
     return "box"
 
 
+@lru_cache(maxsize=1024)
 def design(barcode: str, name: str) -> Image:
-    """The front of the package on a transparent-black canvas (``_CANVAS`` square)."""
+    """The front of the package on a transparent-black canvas (``_CANVAS`` square).
+
+    Drawn once per product (cached, read-only): every view of it starts from the same."""
     d = _digest(barcode)
     c1 = tuple(int(v) for v in d[0:3])
     c2 = tuple(int(v) for v in d[3:6])
@@ -73,6 +77,7 @@ def design(barcode: str, name: str) -> Image:
     cv2.putText(img, label[5:10], (18, 62), cv2.FONT_HERSHEY_SIMPLEX, 0.45, text_colour, 1)
     cv2.putText(img, barcode[-3:], (30, 78), cv2.FONT_HERSHEY_PLAIN, 0.8, c2, 1)
     img[mask == 0] = 0
+    img.setflags(write=False)
     return img
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from cloud_sync.hq.sql.engines import Tx
 from cloud_sync.wire import (
@@ -25,124 +26,102 @@ from cloud_sync.wire import (
     TransactionPayload,
 )
 
+#: Payload fields stored as the same-named columns of each read table.
+_TRANSACTION = {"receipt_id", "session_token", "currency", "total_minor", "issued_ms"}
+_STOCK = {"barcode", "name", "quantity", "low_threshold"}
+_ADJUSTMENT = {
+    "adjustment_id",
+    "receipt_id",
+    "barcode",
+    "quantity",
+    "amount_minor",
+    "currency",
+    "created_ms",
+}
+_ALERT = {"alert_id", "kind", "state", "device_id", "plate", "raised_ms"}
+_HEARTBEAT = {"device_id", "device_type", "firmware", "battery_pct"}
+_SYNC_REPORT = {"kind", "version", "status", "reason", "running_version"}
+
+
+def _put(
+    tx: Tx,
+    table: str,
+    row: dict[str, Any],
+    key: tuple[str, ...],
+    newer: str | None = None,
+    keep: tuple[str, ...] = (),
+) -> None:
+    """Insert ``row``.  On a clash of ``key``: keep the stored row (``newer`` None), or,
+    where the row's ``newer`` column is at least the stored one (a snapshot: the newest
+    wins, whatever order they arrive in), take its other columns; a ``keep`` column
+    only where the new value is not null."""
+    sql = (
+        f"INSERT INTO {table} ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})"
+        f" ON CONFLICT ({', '.join(key)})"
+    )
+    if newer is None:
+        sql += " DO NOTHING"
+    else:
+        sets = ", ".join(
+            f"{c} = coalesce(excluded.{c}, {table}.{c})" if c in keep else f"{c} = excluded.{c}"
+            for c in row
+            if c not in key
+        )
+        sql += (
+            f" DO UPDATE SET {sets}"
+            f" WHERE {table}.{newer} IS NULL OR excluded.{newer} >= {table}.{newer}"
+        )
+    tx.execute(sql, tuple(row.values()))
+
 
 def project(tx: Tx, store_id: str, event: OutboxEvent, now_ms: int) -> None:
-    if event.kind == KIND_TRANSACTION:
-        t = TransactionPayload.model_validate(event.payload)
-        tx.execute(
-            "INSERT INTO hq_transactions (store_id, event_id, receipt_id, session_token,"
-            " currency, total_minor, issued_ms, line_count, lines, received_ms)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-            " ON CONFLICT (store_id, event_id) DO NOTHING",
-            (
-                store_id,
-                event.event_id,
-                t.receipt_id,
-                t.session_token,
-                t.currency,
-                t.total_minor,
-                t.issued_ms,
-                len(t.lines),
-                json.dumps([line.model_dump() for line in t.lines]),
-                now_ms,
-            ),
-        )
-    elif event.kind == KIND_STOCK_LEVEL:
-        s = StockLevelPayload.model_validate(event.payload)
-        # A level is a snapshot: the newest one wins, whatever order they arrive in.
-        tx.execute(
-            "INSERT INTO hq_stock (store_id, barcode, name, quantity, low_threshold, ts_ms)"
-            " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (store_id, barcode) DO UPDATE SET"
-            " name = coalesce(excluded.name, hq_stock.name),"
-            " quantity = excluded.quantity,"
-            " low_threshold = coalesce(excluded.low_threshold, hq_stock.low_threshold),"
-            " ts_ms = excluded.ts_ms WHERE excluded.ts_ms >= hq_stock.ts_ms",
-            (store_id, s.barcode, s.name, s.quantity, s.low_threshold, event.ts_ms),
-        )
-    elif event.kind in (KIND_ADJUSTMENT, KIND_REFUND):
-        a = AdjustmentPayload.model_validate(event.payload)
-        tx.execute(
-            "INSERT INTO hq_adjustments (store_id, event_id, kind, adjustment_id, receipt_id,"
-            " barcode, quantity, amount_minor, currency, created_ms, received_ms)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-            " ON CONFLICT (store_id, event_id) DO NOTHING",
-            (
-                store_id,
-                event.event_id,
-                event.kind,
-                a.adjustment_id,
-                a.receipt_id,
-                a.barcode,
-                a.quantity,
-                a.amount_minor,
-                a.currency,
-                a.created_ms,
-                now_ms,
-            ),
-        )
-    elif event.kind == KIND_ALERT:
-        al = AlertPayload.model_validate(event.payload)
-        tx.execute(
-            "INSERT INTO hq_alerts (store_id, alert_id, kind, state, device_id, plate,"
-            " detail, raised_ms, ts_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
-            " ON CONFLICT (store_id, alert_id) DO UPDATE SET kind = excluded.kind,"
-            " state = excluded.state, device_id = excluded.device_id,"
-            " plate = excluded.plate, detail = excluded.detail,"
-            " raised_ms = excluded.raised_ms, ts_ms = excluded.ts_ms"
-            " WHERE excluded.ts_ms >= hq_alerts.ts_ms",
-            (
-                store_id,
-                al.alert_id,
-                al.kind,
-                al.state,
-                al.device_id,
-                al.plate,
-                json.dumps(al.detail, sort_keys=True),
-                al.raised_ms,
-                event.ts_ms,
-            ),
-        )
-    elif event.kind == KIND_DEVICE_STATE:
-        d = DeviceStatePayload.model_validate(event.payload)
-        tx.execute(
-            "INSERT INTO hq_devices (store_id, device_id, device_type, state, state_reason,"
-            " state_ms) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (store_id, device_id)"
-            " DO UPDATE SET device_type = coalesce(excluded.device_type,"
-            " hq_devices.device_type), state = excluded.state,"
-            " state_reason = excluded.state_reason, state_ms = excluded.state_ms"
-            " WHERE hq_devices.state_ms IS NULL OR excluded.state_ms >= hq_devices.state_ms",
-            (store_id, d.device_id, d.device_type, d.state, d.reason, event.ts_ms),
-        )
-    elif event.kind in (KIND_HEARTBEAT, KIND_TEMPERATURE):
-        h = DeviceTelemetryPayload.model_validate(event.payload)
-        if event.kind == KIND_HEARTBEAT:
-            tx.execute(
-                "INSERT INTO hq_devices (store_id, device_id, device_type, firmware,"
-                " battery_pct, heartbeat_ms) VALUES (?, ?, ?, ?, ?, ?)"
-                " ON CONFLICT (store_id, device_id) DO UPDATE SET"
-                " device_type = coalesce(excluded.device_type, hq_devices.device_type),"
-                " firmware = excluded.firmware, battery_pct = excluded.battery_pct,"
-                " heartbeat_ms = excluded.heartbeat_ms WHERE hq_devices.heartbeat_ms IS NULL"
-                " OR excluded.heartbeat_ms >= hq_devices.heartbeat_ms",
-                (store_id, h.device_id, h.device_type, h.firmware, h.battery_pct, event.ts_ms),
-            )
-    elif event.kind == KIND_SYNC_REPORT:
-        r = SyncReportPayload.model_validate(event.payload)
-        tx.execute(
-            "INSERT INTO hq_sync_reports (store_id, kind, version, status, reason,"
-            " running_version, ts_ms, received_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
-            " ON CONFLICT (store_id, kind, version) DO UPDATE SET status = excluded.status,"
-            " reason = excluded.reason, running_version = excluded.running_version,"
-            " ts_ms = excluded.ts_ms, received_ms = excluded.received_ms"
-            " WHERE excluded.ts_ms >= hq_sync_reports.ts_ms",
-            (
-                store_id,
-                r.kind,
-                r.version,
-                r.status,
-                r.reason,
-                r.running_version,
-                event.ts_ms,
-                now_ms,
-            ),
-        )
+    """Write what ``event`` says into its read table (a column named as the payload's
+    field holds its value); a payload that does not validate raises ``ValidationError``."""
+    kind, payload, mine = event.kind, event.payload, {"store_id": store_id}
+    if kind == KIND_TRANSACTION:
+        t = TransactionPayload.model_validate(payload)
+        row = {
+            **mine,
+            "event_id": event.event_id,
+            **t.model_dump(include=_TRANSACTION),
+            "line_count": len(t.lines),
+            "lines": json.dumps([line.model_dump() for line in t.lines]),
+            "received_ms": now_ms,
+        }
+        _put(tx, "hq_transactions", row, ("store_id", "event_id"))
+    elif kind == KIND_STOCK_LEVEL:
+        s = StockLevelPayload.model_validate(payload)
+        row = {**mine, **s.model_dump(include=_STOCK), "ts_ms": event.ts_ms}
+        keep = ("name", "low_threshold")
+        _put(tx, "hq_stock", row, ("store_id", "barcode"), "ts_ms", keep)
+    elif kind in (KIND_ADJUSTMENT, KIND_REFUND):
+        a = AdjustmentPayload.model_validate(payload)
+        row = {
+            **mine,
+            "event_id": event.event_id,
+            "kind": kind,
+            **a.model_dump(include=_ADJUSTMENT),
+            "received_ms": now_ms,
+        }
+        _put(tx, "hq_adjustments", row, ("store_id", "event_id"))
+    elif kind == KIND_ALERT:
+        al = AlertPayload.model_validate(payload)
+        row = {**mine, **al.model_dump(include=_ALERT)}
+        row.update(detail=json.dumps(al.detail, sort_keys=True), ts_ms=event.ts_ms)
+        _put(tx, "hq_alerts", row, ("store_id", "alert_id"), "ts_ms")
+    elif kind == KIND_DEVICE_STATE:
+        d = DeviceStatePayload.model_validate(payload)
+        row = {**mine, **d.model_dump(include={"device_id", "device_type", "state"})}
+        row.update(state_reason=d.reason, state_ms=event.ts_ms)
+        _put(tx, "hq_devices", row, ("store_id", "device_id"), "state_ms", ("device_type",))
+    elif kind == KIND_HEARTBEAT:
+        h = DeviceTelemetryPayload.model_validate(payload)
+        row = {**mine, **h.model_dump(include=_HEARTBEAT), "heartbeat_ms": event.ts_ms}
+        _put(tx, "hq_devices", row, ("store_id", "device_id"), "heartbeat_ms", ("device_type",))
+    elif kind == KIND_TEMPERATURE:
+        DeviceTelemetryPayload.model_validate(payload)  # checked; kept in hq_events only
+    elif kind == KIND_SYNC_REPORT:
+        r = SyncReportPayload.model_validate(payload)
+        row = {**mine, **r.model_dump(include=_SYNC_REPORT)}
+        row.update(ts_ms=event.ts_ms, received_ms=now_ms)
+        _put(tx, "hq_sync_reports", row, ("store_id", "kind", "version"), "ts_ms")
