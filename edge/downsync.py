@@ -383,7 +383,9 @@ class DownSync:
         """Put ``config``'s live settings to work (on the worker)."""
         gw = self.gw
         gw.engine.reconfigure(config.detector, config.inference, config.association)
-        gw.liveness.set_offline_after(round(config.devices.offline_after_s * 1000))
+        gw.liveness.set_offline_after(
+            round(config.devices.offline_after_s * 1000), config.devices.missed_heartbeats
+        )
         gw.config = config
 
     def _probation(self, before: Probe) -> str | None:

@@ -32,9 +32,10 @@ class Liveness:
         """The device reports at least this often (its heartbeat interval)."""
         self._every[device_id] = interval_ms
 
-    def set_offline_after(self, offline_after_ms: int) -> None:
-        """A new silence limit (a configuration from HQ), from now on."""
+    def set_offline_after(self, offline_after_ms: int, missed_heartbeats: int) -> None:
+        """New silence limits (a configuration from HQ), from now on."""
         self._after = offline_after_ms
+        self._missed = missed_heartbeats
 
     def limit_ms(self, device_id: str) -> int:
         every = self._every.get(device_id)

@@ -239,9 +239,16 @@ def test_a_config_applies_live_and_keeps_what_the_detectors_hold(store, hq):
     doc = publish(
         hq,
         "config",
-        {"inference": {"min_confidence": 0.8}, "detector": {"min_delta_g": 12}, "devices": {}},
+        {
+            "inference": {"min_confidence": 0.8},
+            "detector": {"min_delta_g": 12},
+            "devices": {"missed_heartbeats": 5},
+        },
     )
+    gw.liveness.expect_every("shelf-1", 20_000)
+    assert gw.liveness.limit_ms("shelf-1") == 60_000  # 3 missed 20 s heartbeats
     store.fetch()
+    assert gw.liveness.limit_ms("shelf-1") == 100_000  # 5 of them, from HQ's config
     assert gw.config.inference.min_confidence == 0.8
     assert gw.engine._inference.min_confidence == 0.8
     new_shelf = gw.engine.shelves["shelf-1"]
