@@ -214,7 +214,9 @@ class ProductSeen(_DeviceMessage):
     plates when the camera can tell, e.g. from the hand's position), ``scores`` its
     classifier's probability per barcode (the top few; an unlisted product scored at
     most the lowest listed one).  The gateway fuses it with the weight change that
-    shelf reports about then.
+    shelf reports about then.  A product too light for the shelf to weigh is decided
+    by the view alone, so the camera says, when it can, whether it was taken or put
+    back (``action``).
     """
 
     shelf_id: DeviceId
@@ -223,6 +225,9 @@ class ProductSeen(_DeviceMessage):
     track_id: str | None = Field(default=None, min_length=1, max_length=64)
     session_token: str | None = Field(
         default=None, max_length=128, description="set when the camera knows whose hand it was"
+    )
+    action: Literal["take", "put_back"] | None = Field(
+        default=None, description="set when the camera saw which way the product went"
     )
 
     @model_validator(mode="after")

@@ -379,6 +379,7 @@ class Gateway:
             msg.ts,
             dict(msg.scores),
             msg.session_token,
+            msg.action,
         )
 
     def _on_handoff_seen(self, inbound: Inbound) -> None:

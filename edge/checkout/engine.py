@@ -24,10 +24,17 @@ from devices.protocol import ReceiptLine, ReceiptMessage
 from edge.checkout.association import Associator, Attribution
 from edge.checkout.detector import ShelfDetector, ShelfEvent
 from edge.checkout.handoff import decide_handoff
-from edge.checkout.inference import READING_NOISE_G, Hypothesis, fuse_vision, infer
+from edge.checkout.inference import (
+    READING_NOISE_G,
+    Hypothesis,
+    fuse_vision,
+    infer,
+    joint_likelihood,
+)
 from edge.checkout.live_planogram import LivePlanogram
 from edge.checkout.positions import PositionBook, distance
 from edge.checkout.sightings import Sighting, Sightings
+from edge.checkout.view_alone import decide_view_alone, too_light
 from edge.config import AssociationConfig, DetectorConfig, InferenceConfig
 from edge.store.repo import ReceiptRow, Store
 
@@ -39,6 +46,8 @@ MIN_LIKELIHOOD = math.exp(-0.5 * 4.0**2)
 EXIT_SETTLE_WAIT_MS = 1500
 #: At exit, plates near where the shopper was this recently may still hold their pick.
 RECENT_POSITIONS_MS = 15_000
+#: A view alone is matched to the hands seen this long before and after it.
+VIEW_SPAN_MS = 500
 #: How many latency samples are kept for the benchmark figures.
 LATENCY_SAMPLES = 100_000
 
@@ -122,6 +131,7 @@ class CheckoutEngine:
 
     def on_weight(self, device_id: str, samples: list[list[float]], ts_ms: int, rate: int) -> None:
         for event in self.shelves[device_id].feed(samples, ts_ms, rate):
+            self.sightings.note_event(event)
             self._on_shelf_event(event)
             for listener in self.shelf_listeners:
                 listener(event)
@@ -149,11 +159,13 @@ class CheckoutEngine:
         ts_ms: int,
         scores: dict[str, float],
         token: str | None = None,
+        action: str | None = None,
     ) -> None:
         """A product camera's view of a grab: kept for the shelf event it belongs to; an
-        event already waiting for it is decided now."""
+        event already waiting for it is decided now.  One no shelf event fits is decided
+        later on its own (:meth:`_on_view_alone`)."""
         where = tuple(plates) if plates else None
-        sighting = Sighting(camera, shelf_id, where, ts_ms, scores, token)
+        sighting = Sighting(camera, shelf_id, where, ts_ms, scores, token, action)
         self.sightings.add(sighting, self.clock_ms())
         for held in self._held:
             if self.sightings.fits(sighting, held.event, held.token):
@@ -277,6 +289,8 @@ class CheckoutEngine:
         by_weight = hypotheses[0] if hypotheses else None
         if seen is not None:
             hypotheses = fuse_vision(hypotheses, seen.scores, self._inference.vision_weight)
+            if not final and self._hold_for_second_view(event, who, hypotheses, seen, split):
+                return
         elif not final and self._hold_for_view(event, who, hypotheses, split=split):
             return
         body: dict[str, Any] = {
@@ -313,6 +327,14 @@ class CheckoutEngine:
             and best.confidence >= self._inference.min_confidence
             and event.delta_g < 0
             and self._split_between_hands(event, best, who, body)
+        ):
+            return
+        if (
+            seen is not None
+            and best is not None
+            and best.quantity == 2
+            and problem is None
+            and self._one_of_each(event, seen, candidates, who, body)
         ):
             return
         if problem is not None or best is None or who.token is None:
@@ -371,6 +393,27 @@ class CheckoutEngine:
         if best.likelihood < MIN_LIKELIHOOD or best.confidence >= confirm_below:
             return False
         self._held.append(_Held(event, who.token, now + hold, who if split else None))
+        self.sightings.stats.held += 1
+        return True
+
+    def _hold_for_second_view(
+        self,
+        event: ShelfEvent,
+        who: Attribution,
+        hypotheses: list[Hypothesis],
+        seen: Sighting,
+        split: bool,
+    ) -> bool:
+        """Several units in one grab and one view so far: wait (``vision_hold_ms``) for
+        another view of the grab, which may name a second product (one of each).  The
+        view stays available to the event."""
+        hold = self._inference.vision_hold_ms
+        if hold <= 0 or not hypotheses or hypotheses[0].quantity < 2:
+            return False
+        if self.sightings.has_other(event, who.token, seen.top[0]):
+            return False  # the second view is here already: decide now
+        self.sightings.restore(seen)
+        self._held.append(_Held(event, who.token, self.clock_ms() + hold, who if split else None))
         self.sightings.stats.held += 1
         return True
 
@@ -472,6 +515,50 @@ class CheckoutEngine:
             self.latencies.pick_to_cart(self.clock_ms() - event.settled_ms)
         return True
 
+    def _one_of_each(
+        self,
+        event: ShelfEvent,
+        seen: Sighting,
+        candidates: list[tuple[Product, float]],
+        who: Attribution,
+        body: dict[str, Any],
+    ) -> bool:
+        """Two units gone (or back) in one event, and a second view of the same grab
+        names another product clearly: one unit of each, when their weights together
+        fit the change (two products taken quickly from one plate, one settle)."""
+        token, first = who.token, seen.top
+        if token is None or first[1] < self._inference.min_confidence:
+            return False
+        other = self.sightings.take_other(event, token, first[0])
+        if other is None:
+            return False
+        second = other.top
+        placed = {p.barcode: p for p, _prior in candidates}
+        pair = [placed.get(first[0]), placed.get(second[0])]
+        if (
+            second[1] < self._inference.min_confidence
+            or None in pair
+            or joint_likelihood(event.delta_g, [p for p in pair if p is not None]) < MIN_LIKELIHOOD
+        ):
+            return False
+        sign = 1 if event.delta_g < 0 else -1
+        cart = self.store.cart(token)
+        if sign < 0 and (cart.get(first[0], 0) < 1 or cart.get(second[0], 0) < 1):
+            return False
+        both = [first[0], second[0]]
+        body["vision"]["also"] = {"seen_ms": other.ts_ms, "top": _top3(other.scores)}
+        for barcode in both:
+            self.store.change_cart(
+                token,
+                barcode,
+                sign,
+                event.end_ms,
+                event.device_id,
+                {**body, "barcode": barcode, "quantity": 1, "one_of_each": both},
+            )
+        self.latencies.pick_to_cart(self.clock_ms() - event.settled_ms)
+        return True
+
     def _cancels_open_pick(self, token: str, event: ShelfEvent, body: dict[str, Any]) -> bool:
         """A put-back that undoes this shopper's pick still waiting in review settles both."""
         for item in self.store.reviews(status="open"):
@@ -502,6 +589,80 @@ class CheckoutEngine:
                 None,
                 {"plate": plate, "barcode": barcode},
             )
+
+    # ------------------------------------------------------------------ views alone
+
+    def _still_under(self, view: Sighting) -> bool:
+        """Is nothing in progress on the plates under ``view`` that it may yet belong to?"""
+        shelf = self.shelves.get(view.shelf_id)
+        if shelf is None:
+            return True
+        if any(h.event.device_id == view.shelf_id for h in self._held):
+            return False
+        if not shelf.in_motion:
+            return True
+        count, reach = len(shelf.plates), self._detector.neighbour_plates
+        around = {
+            q
+            for p in (view.plates or range(count))
+            for q in range(max(0, p - reach), min(count, p + reach + 1))
+        }
+        return not any(shelf.plate_in_motion(q) for q in around)
+
+    def _on_view_alone(self, view: Sighting) -> None:
+        """A view no weight change fits: a product too light for the shelf to weigh is
+        decided by the view (:mod:`edge.checkout.view_alone`); anything else was
+        touched, not taken, and is only recorded (``view_without_change``)."""
+        barcode = view.top[0]
+        body: dict[str, Any] = {
+            "camera": view.camera,
+            "seen_ms": view.ts_ms,
+            "plates": list(view.plates) if view.plates else [],
+            "delta_g": 0.0,
+            "action": view.action,
+            "top": _top3(view.scores),
+        }
+        if not too_light(self._products.get(barcode), self._detector.min_delta_g):
+            self.store.record_event(
+                "view_without_change", view.ts_ms, view.shelf_id, view.session_token, body
+            )
+            return
+        if view.session_token in self.open_sessions:
+            assert view.session_token is not None
+            who = Attribution(view.session_token, [{"session_token": view.session_token}], None)
+        else:
+            around = ShelfEvent(
+                view.shelf_id,
+                view.plates or (),
+                (0.0,) * len(view.plates or ()),
+                view.ts_ms - VIEW_SPAN_MS,
+                view.ts_ms + VIEW_SPAN_MS,
+                view.ts_ms + VIEW_SPAN_MS,
+            )
+            who = self.associator.attribute(around, sorted(self.open_sessions))
+        body["shoppers"] = who.shoppers[:5]
+        body["candidates"] = [
+            {"barcode": b, "quantity": 1, "likelihood": 1.0, "confidence": p}
+            for b, p in body["top"].items()
+        ]
+        body["vision_only"] = True
+        decision = decide_view_alone(
+            view,
+            self._inference.min_confidence,
+            self.store.cart(who.token) if who.token else {},
+        )
+        problem = who.problem if who.token is None else decision.problem
+        if problem is not None or who.token is None:
+            self.store.add_review(view.shelf_id, view.ts_ms, body, problem or "unclear", who.token)
+            return
+        self.store.change_cart(
+            who.token,
+            decision.barcode,
+            decision.quantity,
+            view.ts_ms,
+            view.shelf_id,
+            {**body, "barcode": decision.barcode, "quantity": abs(decision.quantity)},
+        )
 
     # ------------------------------------------------------------------ gates
 
@@ -545,6 +706,9 @@ class CheckoutEngine:
         """Issue the receipts of shoppers who left, once no shelf near them is mid-change."""
         if self._held:
             self._release_held()
+        if self.sightings.has_orphans:
+            for view in self.sightings.due_orphans(self.clock_ms(), self._still_under):
+                self._on_view_alone(view)
         if not self._pending_exits:
             return
         now = self.clock_ms()
@@ -620,7 +784,10 @@ class CheckoutEngine:
             raise ValueError(f"unknown product {barcode!r}")
         if session_token is None or self.store.session(session_token) is None:
             raise ValueError(f"unknown session {session_token!r}")
-        taken = float(item["delta_g"]) < 0
+        if item["body"].get("vision_only"):  # no weight: the view's way, else a take
+            taken = item["body"].get("action") != "put_back"
+        else:
+            taken = float(item["delta_g"]) < 0
         delta = quantity if taken else -quantity
         decision = {"barcode": barcode, "quantity": quantity, "session_token": session_token}
         if session_token in self.open_sessions:

@@ -57,6 +57,14 @@ def infer(
     return [Hypothesis(b, q, lk, w / total) for b, q, lk, w in scored]
 
 
+def joint_likelihood(delta_g: float, products: list[Product]) -> float:
+    """How well |delta_g| fits one unit of each of ``products`` taken together."""
+    expected = sum(p.unit_weight_g for p in products)
+    sd = math.sqrt(sum(p.weight_sd_g**2 for p in products) + READING_NOISE_G**2)
+    z = (abs(delta_g) - expected) / sd
+    return math.exp(-0.5 * z * z)
+
+
 def fuse_vision(
     hypotheses: list[Hypothesis], scores: Mapping[str, float], weight: float = 1.0
 ) -> list[Hypothesis]:

@@ -16,6 +16,11 @@ starting within :data:`BEFORE_MS` of it, most likely one of the same product.
 Bounded: at most :data:`PER_SHELF` observations per shelf, none older than
 :data:`KEEP_MS` (on the camera's clock, the ``ts`` of the newest observation).
 
+A view that no shelf event fits at all (the shelf weighed nothing there and then) is
+an *orphan*.  The engine asks for orphans once :data:`ORPHAN_WAIT_MS` have passed
+since they were seen (:meth:`Sightings.due_orphans`): a product too light for the shelf
+to weigh is decided by its view alone; any other was touched, not taken.
+
 The engine holds an unclear event back (``inference.vision_hold_ms``) only while
 cameras are reporting (:meth:`Sightings.live`): a store without product cameras
 never waits.
@@ -24,7 +29,7 @@ never waits.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from edge.checkout.detector import ShelfEvent
@@ -40,6 +45,11 @@ KEEP_MS = 30_000
 PER_SHELF = 16
 #: Cameras count as reporting for this long after their last observation.
 LIVE_MS = 600_000
+#: A view no shelf event has fitted this long after it was seen is an orphan: the
+#: weight event it could belong to would have started by now (BEFORE_MS) and settled.
+ORPHAN_WAIT_MS = 4_000
+#: At most this many orphans wait (the oldest go first).
+MAX_ORPHANS = 64
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +60,12 @@ class Sighting:
     ts_ms: int
     scores: Mapping[str, float]
     session_token: str | None = None
+    action: str | None = None  # "take" / "put_back" when the camera saw which way
+
+    @property
+    def top(self) -> tuple[str, float]:
+        """The product the camera scores best, and its score."""
+        return max(self.scores.items(), key=lambda kv: kv[1])
 
 
 @dataclass
@@ -59,6 +75,7 @@ class SightingStats:
     held: int = 0  # events that waited for a view
     held_then_seen: int = 0  # ... and got one in time
     changed: int = 0  # events whose best product vision changed
+    orphans: int = 0  # views no weight event fitted
 
 
 @dataclass
@@ -67,6 +84,10 @@ class Sightings:
     stats: SightingStats = field(default_factory=SightingStats)
     _by_shelf: dict[str, deque[Sighting]] = field(default_factory=dict)
     _live_until_ms: int = -1
+    #: Recent shelf events per shelf, for telling a view whether it had a weight change.
+    _events: dict[str, deque[ShelfEvent]] = field(default_factory=dict)
+    #: Views no shelf event has fitted yet, oldest first.
+    _orphans: deque[Sighting] = field(default_factory=lambda: deque(maxlen=MAX_ORPHANS))
 
     def add(self, sighting: Sighting, now_ms: int) -> None:
         kept = self._by_shelf.setdefault(sighting.shelf_id, deque(maxlen=PER_SHELF))
@@ -76,6 +97,36 @@ class Sightings:
         kept.append(sighting)
         self.stats.received += 1
         self._live_until_ms = now_ms + LIVE_MS
+        events = self._events.get(sighting.shelf_id, ())
+        if not any(self._rank(sighting, event, None) is not None for event in events):
+            self._orphans.append(sighting)
+
+    def note_event(self, event: ShelfEvent) -> None:
+        """A shelf event happened: views it fits are no orphans (whether or not one of
+        them is fused into it)."""
+        self._events.setdefault(event.device_id, deque(maxlen=PER_SHELF)).append(event)
+        if self._orphans:
+            for orphan in [s for s in self._orphans if self.fits(s, event, None)]:
+                self._orphans.remove(orphan)
+
+    @property
+    def has_orphans(self) -> bool:
+        return bool(self._orphans)
+
+    def due_orphans(self, now_ms: int, still: Callable[[Sighting], bool]) -> list[Sighting]:
+        """Orphans seen at least :data:`ORPHAN_WAIT_MS` ago whose plates are ``still``
+        (no change there in progress that they may yet fit), removed, oldest first."""
+        due = [s for s in self._orphans if s.ts_ms + ORPHAN_WAIT_MS <= now_ms and still(s)]
+        for orphan in due:
+            self._orphans.remove(orphan)
+            self._forget(orphan)
+        self.stats.orphans += len(due)
+        return due
+
+    def _forget(self, sighting: Sighting) -> None:
+        kept = self._by_shelf.get(sighting.shelf_id)
+        if kept and sighting in kept:
+            kept.remove(sighting)
 
     def live(self, now_ms: int) -> bool:
         """Are product cameras reporting (so that an unclear event may wait for them)?"""
@@ -96,6 +147,36 @@ class Sightings:
             kept.remove(chosen)
             self.stats.used += 1
         return chosen
+
+    def restore(self, sighting: Sighting) -> None:
+        """Give back a view :meth:`take` returned (its event waits for more)."""
+        self._by_shelf.setdefault(sighting.shelf_id, deque(maxlen=PER_SHELF)).append(sighting)
+        self.stats.used -= 1
+
+    def has_other(self, event: ShelfEvent, token: str | None, than: str) -> bool:
+        """Is there a view of ``event`` whose best product is not ``than``?"""
+        return bool(self._others(event, token, than))
+
+    def take_other(self, event: ShelfEvent, token: str | None, than: str) -> Sighting | None:
+        """Another view of ``event`` whose best product is not ``than`` (removed), if any:
+        two products taken in one grab."""
+        fitting = self._others(event, token, than)
+        if not fitting:
+            return None
+        chosen = min(fitting, key=lambda item: item[0])[1]
+        self._forget(chosen)
+        self.stats.used += 1
+        return chosen
+
+    def _others(
+        self, event: ShelfEvent, token: str | None, than: str
+    ) -> list[tuple[tuple[int, int, int], Sighting]]:
+        kept = self._by_shelf.get(event.device_id, ())
+        return [
+            (rank, s)
+            for s in kept
+            if s.top[0] != than and (rank := self._rank(s, event, token)) is not None
+        ]
 
     def fits(self, sighting: Sighting, event: ShelfEvent, token: str | None) -> bool:
         """Could ``sighting`` be the observation of ``event``?"""

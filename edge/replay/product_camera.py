@@ -5,7 +5,8 @@ For every labelled pick and put-back the camera renders a view of the TRUE produ
 partly covered by a hand), shrinks it to the size a ceiling camera sees a product at
 (``px`` pixels across) with motion blur, runs the shipped classifier
 (:class:`vision.product.ProductClassifier`, the real ONNX model) on it, and publishes
-its top scores as a ``ProductSeen`` through the same wire path as the other
+its top scores and which way the product went (taken or put back) as a
+``ProductSeen`` through the same wire path as the other
 synthesised messages.  A share of the grabs (``miss_rate``) is not seen at all
 (occluded, out of view, the product hidden in the hand).
 
@@ -87,7 +88,7 @@ class CameraRealism:
 
 @dataclass
 class CameraStats:
-    grabs: int = 0  # picks and put-backs with a weight change
+    grabs: int = 0  # picks and put-backs (of a product the shelf cannot weigh too)
     seen: int = 0  # ... that the camera saw and reported
     top1_right: int = 0  # ... whose best score was the true product
     handoffs: int = 0  # products passed between shoppers
@@ -165,6 +166,7 @@ class ProductCamera:
                 shelf_id=shelf_id,
                 plates=sorted(plates),
                 scores=scores,
+                action="take" if case.events[index].kind == "pick" else "put_back",
             )
             sent.append((send_ms, message))
         handed: list[tuple[int, HandoffSeen]] = []
