@@ -12,42 +12,30 @@ event goes to the review queue with its candidates instead of silently into a ca
 from __future__ import annotations
 
 import logging
-import math
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 from devices.layout import Planogram, Product
 from devices.protocol import ReceiptLine, ReceiptMessage
 from edge.checkout.association import Associator, Attribution
+from edge.checkout.camera_views import CameraViews, _Held, _hyp_json
 from edge.checkout.detector import ShelfDetector, ShelfEvent
-from edge.checkout.handoff import decide_handoff
-from edge.checkout.inference import (
-    READING_NOISE_G,
-    Hypothesis,
-    fuse_vision,
-    infer,
-    joint_likelihood,
-)
+from edge.checkout.inference import MIN_LIKELIHOOD, READING_NOISE_G, Hypothesis, fuse_vision, infer
 from edge.checkout.live_planogram import LivePlanogram
 from edge.checkout.positions import PositionBook, distance
-from edge.checkout.sightings import Sighting, Sightings
-from edge.checkout.view_alone import decide_view_alone, too_light
+from edge.checkout.sightings import Sightings
 from edge.config import AssociationConfig, DetectorConfig, InferenceConfig
 from edge.store.repo import ReceiptRow, Store
 
 log = logging.getLogger(__name__)
 
-#: Below this likelihood (a residual beyond 4 sigma) no hypothesis is trusted.
-MIN_LIKELIHOOD = math.exp(-0.5 * 4.0**2)
 #: How long a receipt may wait for shelves near the shopper still in motion at exit.
 EXIT_SETTLE_WAIT_MS = 1500
 #: At exit, plates near where the shopper was this recently may still hold their pick.
 RECENT_POSITIONS_MS = 15_000
-#: A view alone is matched to the hands seen this long before and after it.
-VIEW_SPAN_MS = 500
 #: How many latency samples are kept for the benchmark figures.
 LATENCY_SAMPLES = 100_000
 
@@ -60,16 +48,6 @@ class _PendingExit:
     gate: str
     ts_ms: int
     deadline_ms: int
-
-
-@dataclass(slots=True)
-class _Held:
-    """An unclear shelf event waiting (until ``deadline_ms``) for a product camera's view."""
-
-    event: ShelfEvent
-    token: str | None  # whom association named when it was held
-    deadline_ms: int
-    split: Attribution | None = None  # a part of an event split between hands: its shopper
 
 
 @dataclass
@@ -90,7 +68,7 @@ class Latencies:
             listener("exit_to_receipt", ms)
 
 
-class CheckoutEngine:
+class CheckoutEngine(CameraViews):
     def __init__(
         self,
         planogram: Planogram,
@@ -109,7 +87,7 @@ class CheckoutEngine:
         self._on_receipt = on_receipt
         self.clock_ms = clock_ms
         self.positions = PositionBook()
-        self.latencies = Latencies()
+        self.latencies: Latencies = Latencies()
         self.shelves = {
             shelf.device_id: ShelfDetector(shelf.device_id, shelf.plate_count, detector_cfg)
             for shelf in planogram.shelves
@@ -150,68 +128,6 @@ class CheckoutEngine:
         self.positions.add(token, ts_ms, x, y)
         if token is not None and hand is not None:
             self.positions.add_hand(token, ts_ms, *hand)
-
-    def on_product_seen(
-        self,
-        camera: str,
-        shelf_id: str,
-        plates: list[int] | None,
-        ts_ms: int,
-        scores: dict[str, float],
-        token: str | None = None,
-        action: str | None = None,
-    ) -> None:
-        """A product camera's view of a grab: kept for the shelf event it belongs to; an
-        event already waiting for it is decided now.  One no shelf event fits is decided
-        later on its own (:meth:`_on_view_alone`)."""
-        where = tuple(plates) if plates else None
-        sighting = Sighting(camera, shelf_id, where, ts_ms, scores, token, action)
-        self.sightings.add(sighting, self.clock_ms())
-        for held in self._held:
-            if self.sightings.fits(sighting, held.event, held.token):
-                self._held.remove(held)
-                self.sightings.stats.held_then_seen += 1
-                self._on_shelf_event(held.event, final=True, who=held.split)
-                break  # one view serves one event
-
-    def on_handoff_seen(
-        self,
-        camera: str,
-        giver: str,
-        taker: str,
-        quantity: int,
-        ts_ms: int,
-        scores: dict[str, float],
-    ) -> None:
-        """A camera saw ``quantity`` units pass from ``giver``'s hand to ``taker``'s: the
-        product is the one of the giver's cart the camera scores clearly best, and it
-        moves to the taker's cart (who leaves with it pays for it).  One the engine
-        cannot place (a shopper not in the store, nothing in the giver's cart that fits
-        the view) is recorded as ``handoff_unclear`` with the reason; carts stay."""
-        body: dict[str, Any] = {
-            "camera": camera,
-            "from": giver,
-            "to": taker,
-            "quantity": quantity,
-            "top": _top3(scores),
-        }
-        if giver not in self.open_sessions or taker not in self.open_sessions:
-            problem: str | None = "the giver or the taker is not in the store"
-        else:
-            decision = decide_handoff(
-                self.store.cart(giver), quantity, scores, self._inference.min_confidence
-            )
-            body["candidates"] = {b: round(v, 4) for b, v in decision.candidates.items()}
-            if decision.barcode is not None:
-                self.store.move_between_carts(
-                    giver, taker, decision.barcode, quantity, ts_ms, camera, body
-                )
-                return
-            problem = decision.problem
-        self.store.record_event(
-            "handoff_unclear", ts_ms, camera, taker, {**body, "reason": problem}
-        )
-        log.warning("hand-off from %s to %s not applied: %s", giver, taker, problem)
 
     def reconfigure(
         self,
@@ -372,77 +288,6 @@ class CheckoutEngine:
         if not taken:
             self._learn_place(event, best.barcode)
 
-    def _hold_for_view(
-        self,
-        event: ShelfEvent,
-        who: Attribution,
-        hypotheses: list[Hypothesis],
-        *,
-        split: bool = False,
-    ) -> bool:
-        """Hold an event that weight cannot decide, or decides with less confidence than
-        ``inference.vision_confirm_below``, while product cameras report: its view may
-        still be on the way.  A sure answer, or a store without product cameras, never
-        waits."""
-        hold = self._inference.vision_hold_ms
-        now = self.clock_ms()
-        if hold <= 0 or not hypotheses or not self.sightings.live(now):
-            return False
-        best = hypotheses[0]
-        confirm_below = max(self._inference.min_confidence, self._inference.vision_confirm_below)
-        if best.likelihood < MIN_LIKELIHOOD or best.confidence >= confirm_below:
-            return False
-        self._held.append(_Held(event, who.token, now + hold, who if split else None))
-        self.sightings.stats.held += 1
-        return True
-
-    def _hold_for_second_view(
-        self,
-        event: ShelfEvent,
-        who: Attribution,
-        hypotheses: list[Hypothesis],
-        seen: Sighting,
-        split: bool,
-    ) -> bool:
-        """Several units in one grab and one view so far: wait (``vision_hold_ms``) for
-        another view of the grab, which may name a second product (one of each).  The
-        view stays available to the event."""
-        hold = self._inference.vision_hold_ms
-        if hold <= 0 or not hypotheses or hypotheses[0].quantity < 2:
-            return False
-        if self.sightings.has_other(event, who.token, seen.top[0]):
-            return False  # the second view is here already: decide now
-        self.sightings.restore(seen)
-        self._held.append(_Held(event, who.token, self.clock_ms() + hold, who if split else None))
-        self.sightings.stats.held += 1
-        return True
-
-    def _release_held(self) -> None:
-        """Events that waited long enough for a view are decided without one."""
-        now = self.clock_ms()
-        for held in [h for h in self._held if now >= h.deadline_ms]:
-            self._held.remove(held)
-            self._on_shelf_event(held.event, final=True, who=held.split)
-
-    def _vision_json(
-        self, seen: Sighting, by_weight: Hypothesis | None, best: Hypothesis | None
-    ) -> dict[str, Any]:
-        """What the event body records about the view that was fused in."""
-        changed = (
-            by_weight is not None
-            and best is not None
-            and (by_weight.barcode, by_weight.quantity) != (best.barcode, best.quantity)
-        )
-        self.sightings.stats.changed += changed
-        return {
-            "camera": seen.camera,
-            "seen_ms": seen.ts_ms,
-            "plates": list(seen.plates) if seen.plates else None,
-            "top": _top3(seen.scores),
-            "weight_best": _hyp_json(by_weight) if by_weight is not None else None,
-            "changed": changed,
-        }
-
     def _split_by_hands(self, event: ShelfEvent, who: Attribution, final: bool) -> bool:
         """Two shoppers' hands on neighbouring plates at once, their changes merged into
         one event: each plate goes to the hand nearest it, and when every hand's part is
@@ -515,50 +360,6 @@ class CheckoutEngine:
             self.latencies.pick_to_cart(self.clock_ms() - event.settled_ms)
         return True
 
-    def _one_of_each(
-        self,
-        event: ShelfEvent,
-        seen: Sighting,
-        candidates: list[tuple[Product, float]],
-        who: Attribution,
-        body: dict[str, Any],
-    ) -> bool:
-        """Two units gone (or back) in one event, and a second view of the same grab
-        names another product clearly: one unit of each, when their weights together
-        fit the change (two products taken quickly from one plate, one settle)."""
-        token, first = who.token, seen.top
-        if token is None or first[1] < self._inference.min_confidence:
-            return False
-        other = self.sightings.take_other(event, token, first[0])
-        if other is None:
-            return False
-        second = other.top
-        placed = {p.barcode: p for p, _prior in candidates}
-        pair = [placed.get(first[0]), placed.get(second[0])]
-        if (
-            second[1] < self._inference.min_confidence
-            or None in pair
-            or joint_likelihood(event.delta_g, [p for p in pair if p is not None]) < MIN_LIKELIHOOD
-        ):
-            return False
-        sign = 1 if event.delta_g < 0 else -1
-        cart = self.store.cart(token)
-        if sign < 0 and (cart.get(first[0], 0) < 1 or cart.get(second[0], 0) < 1):
-            return False
-        both = [first[0], second[0]]
-        body["vision"]["also"] = {"seen_ms": other.ts_ms, "top": _top3(other.scores)}
-        for barcode in both:
-            self.store.change_cart(
-                token,
-                barcode,
-                sign,
-                event.end_ms,
-                event.device_id,
-                {**body, "barcode": barcode, "quantity": 1, "one_of_each": both},
-            )
-        self.latencies.pick_to_cart(self.clock_ms() - event.settled_ms)
-        return True
-
     def _cancels_open_pick(self, token: str, event: ShelfEvent, body: dict[str, Any]) -> bool:
         """A put-back that undoes this shopper's pick still waiting in review settles both."""
         for item in self.store.reviews(status="open"):
@@ -589,80 +390,6 @@ class CheckoutEngine:
                 None,
                 {"plate": plate, "barcode": barcode},
             )
-
-    # ------------------------------------------------------------------ views alone
-
-    def _still_under(self, view: Sighting) -> bool:
-        """Is nothing in progress on the plates under ``view`` that it may yet belong to?"""
-        shelf = self.shelves.get(view.shelf_id)
-        if shelf is None:
-            return True
-        if any(h.event.device_id == view.shelf_id for h in self._held):
-            return False
-        if not shelf.in_motion:
-            return True
-        count, reach = len(shelf.plates), self._detector.neighbour_plates
-        around = {
-            q
-            for p in (view.plates or range(count))
-            for q in range(max(0, p - reach), min(count, p + reach + 1))
-        }
-        return not any(shelf.plate_in_motion(q) for q in around)
-
-    def _on_view_alone(self, view: Sighting) -> None:
-        """A view no weight change fits: a product too light for the shelf to weigh is
-        decided by the view (:mod:`edge.checkout.view_alone`); anything else was
-        touched, not taken, and is only recorded (``view_without_change``)."""
-        barcode = view.top[0]
-        body: dict[str, Any] = {
-            "camera": view.camera,
-            "seen_ms": view.ts_ms,
-            "plates": list(view.plates) if view.plates else [],
-            "delta_g": 0.0,
-            "action": view.action,
-            "top": _top3(view.scores),
-        }
-        if not too_light(self._products.get(barcode), self._detector.min_delta_g):
-            self.store.record_event(
-                "view_without_change", view.ts_ms, view.shelf_id, view.session_token, body
-            )
-            return
-        if view.session_token in self.open_sessions:
-            assert view.session_token is not None
-            who = Attribution(view.session_token, [{"session_token": view.session_token}], None)
-        else:
-            around = ShelfEvent(
-                view.shelf_id,
-                view.plates or (),
-                (0.0,) * len(view.plates or ()),
-                view.ts_ms - VIEW_SPAN_MS,
-                view.ts_ms + VIEW_SPAN_MS,
-                view.ts_ms + VIEW_SPAN_MS,
-            )
-            who = self.associator.attribute(around, sorted(self.open_sessions))
-        body["shoppers"] = who.shoppers[:5]
-        body["candidates"] = [
-            {"barcode": b, "quantity": 1, "likelihood": 1.0, "confidence": p}
-            for b, p in body["top"].items()
-        ]
-        body["vision_only"] = True
-        decision = decide_view_alone(
-            view,
-            self._inference.min_confidence,
-            self.store.cart(who.token) if who.token else {},
-        )
-        problem = who.problem if who.token is None else decision.problem
-        if problem is not None or who.token is None:
-            self.store.add_review(view.shelf_id, view.ts_ms, body, problem or "unclear", who.token)
-            return
-        self.store.change_cart(
-            who.token,
-            decision.barcode,
-            decision.quantity,
-            view.ts_ms,
-            view.shelf_id,
-            {**body, "barcode": decision.barcode, "quantity": abs(decision.quantity)},
-        )
 
     # ------------------------------------------------------------------ gates
 
@@ -801,18 +528,3 @@ class CheckoutEngine:
             )
             outcome = "extra charge" if taken else "refund"
         return {"review_id": review_id, "status": "resolved", "applied_to": outcome, **decision}
-
-
-def _hyp_json(h: Hypothesis) -> dict[str, object]:
-    return {
-        "barcode": h.barcode,
-        "quantity": h.quantity,
-        "likelihood": round(h.likelihood, 4),
-        "confidence": round(h.confidence, 4),
-    }
-
-
-def _top3(scores: Mapping[str, float]) -> dict[str, float]:
-    """A camera's three best scores, for an event body."""
-    top = sorted(scores.items(), key=lambda kv: -kv[1])[:3]
-    return {b: round(p, 4) for b, p in top}

@@ -20,6 +20,8 @@ from vision.product.fusion import fuse_scores
 
 #: Measurement noise of one settled reading difference, grams.
 READING_NOISE_G = 3.0
+#: Below this likelihood (a residual beyond 4 sigma) no hypothesis is trusted.
+MIN_LIKELIHOOD = math.exp(-0.5 * 4.0**2)
 #: Each extra unit in one grab is this much less likely a priori.
 QUANTITY_PRIOR = 0.7
 
