@@ -26,6 +26,7 @@ from edge.checkout.detector import ShelfDetector, ShelfEvent
 from edge.checkout.inference import MIN_LIKELIHOOD, READING_NOISE_G, Hypothesis, fuse_vision, infer
 from edge.checkout.live_planogram import LivePlanogram
 from edge.checkout.positions import PositionBook, distance
+from edge.checkout.press import Presses, combined
 from edge.checkout.sightings import Sightings
 from edge.config import AssociationConfig, DetectorConfig, InferenceConfig
 from edge.store.repo import ReceiptRow, Store
@@ -101,6 +102,8 @@ class CheckoutEngine(CameraViews):
         self._pending_exits: list[_PendingExit] = []
         #: What product cameras saw (ProductSeen), and unclear events waiting for a view.
         self.sightings = Sightings(detector_cfg.neighbour_plates)
+        #: Changes no product explains, that may be a hand pressing (edge.checkout.press).
+        self.presses = Presses()
         self._held: list[_Held] = []
         #: Told every shelf event after the engine handled it (restock levels).
         self.shelf_listeners: list[Callable[[ShelfEvent], None]] = []
@@ -110,7 +113,7 @@ class CheckoutEngine(CameraViews):
     def on_weight(self, device_id: str, samples: list[list[float]], ts_ms: int, rate: int) -> None:
         for event in self.shelves[device_id].feed(samples, ts_ms, rate):
             self.sightings.note_event(event)
-            self._on_shelf_event(event)
+            self._on_shelf_event(self._unpressed(event))
             for listener in self.shelf_listeners:
                 listener(event)
         self.poll()
@@ -231,6 +234,7 @@ class CheckoutEngine(CameraViews):
         if best is None and abs(event.delta_g) < 0.5 * lightest:
             # Far lighter than anything placed here: a nudge, a crumb, a settling package.
             self.store.record_event("small_change", event.end_ms, event.device_id, who.token, body)
+            self.presses.note(event)
             return
         problem = who.problem
         if best is None or best.likelihood < MIN_LIKELIHOOD:
@@ -287,6 +291,36 @@ class CheckoutEngine(CameraViews):
         self.latencies.pick_to_cart(self.clock_ms() - event.settled_ms)
         if not taken:
             self._learn_place(event, best.barcode)
+
+    def _unpressed(self, event: ShelfEvent) -> ShelfEvent:
+        """``event`` measured from before a hand pressed its plates (see
+        :mod:`edge.checkout.press`), when that fits a product better; else as it is."""
+        small = self.presses.before(event)
+        if small is None:
+            return event
+        whole = combined(event, small)
+        if self._best_likelihood(whole) <= self._best_likelihood(event):
+            return event
+        self.presses.remove(small)
+        self.store.record_event(
+            "hand_press",
+            event.end_ms,
+            event.device_id,
+            None,
+            {
+                "plates": list(event.plates),
+                "pressed_g": round(small.delta_g, 1),
+                "measured_g": round(event.delta_g, 1),
+                "delta_g": round(whole.delta_g, 1),
+            },
+        )
+        return whole
+
+    def _best_likelihood(self, event: ShelfEvent) -> float:
+        found = infer(
+            event.delta_g, self.live.candidates(event, None), self._inference.max_quantity
+        )
+        return max((h.likelihood for h in found), default=0.0)
 
     def _split_by_hands(self, event: ShelfEvent, who: Attribution, final: bool) -> bool:
         """Two shoppers' hands on neighbouring plates at once, their changes merged into
