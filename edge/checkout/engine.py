@@ -201,6 +201,8 @@ class CheckoutEngine(CameraViews):
                 and self._split_by_hands(event, who, final)
             ):
                 return
+            if who.token is None and event.delta_g > 0 and len(who.touching) > 1:
+                who = self._who_holds_it(event, who)
         cart = self.store.cart(who.token) if event.delta_g > 0 and who.token else None
         candidates = self.live.candidates(event, cart)
         hypotheses = infer(event.delta_g, candidates, self._inference.max_quantity)
@@ -321,6 +323,26 @@ class CheckoutEngine(CameraViews):
             event.delta_g, self.live.candidates(event, None), self._inference.max_quantity
         )
         return max((h.likelihood for h in found), default=0.0)
+
+    def _who_holds_it(self, event: ShelfEvent, who: Attribution) -> Attribution:
+        """Several hands on the plates when something came back: if only one of those
+        shoppers holds anything of that weight, it was theirs."""
+        holders = [
+            token
+            for token in who.touching
+            if (cart := self.store.cart(token))
+            and any(
+                h.likelihood >= MIN_LIKELIHOOD
+                for h in infer(
+                    event.delta_g,
+                    self.live.candidates(event, cart),
+                    self._inference.max_quantity,
+                )
+            )
+        ]
+        if len(holders) != 1:
+            return who
+        return Attribution(holders[0], who.shoppers, None)
 
     def _split_by_hands(self, event: ShelfEvent, who: Attribution, final: bool) -> bool:
         """Two shoppers' hands on neighbouring plates at once, their changes merged into

@@ -185,6 +185,24 @@ def test_two_hands_two_units_one_each(tmp_path):
     b.store.close()
 
 
+def test_two_hands_on_a_put_back_it_was_the_one_holding_such_an_item(tmp_path):
+    b = Bench(tmp_path, _planogram(xy=True), trackers=("tracker-1",))
+    b.tick(1)
+    b.gate("entry", "holder")
+    b.change("shelf-1", 0, -400)  # alone in the store: the juice is theirs
+    b.gate("entry", "empty-handed")
+    rest = {"holder": (0.0, -0.6, 0.0, -0.5, 0.9), "empty-handed": (0.1, -0.6, 0.1, -0.5, 0.9)}
+    b.tick(1, where=rest)
+    both = {"holder": (0.0, -0.6, 0.01, 0.0, 1.0), "empty-handed": (0.1, -0.6, 0.02, 0.01, 1.0)}
+    b.loads[("shelf-1", 0)] += 400
+    b.tick(0.6, where=both)
+    b.tick(1.2, where=rest)
+    assert b.store.reviews() == []
+    assert b.store.cart("holder") == {}
+    assert b.store.cart("empty-handed") == {}
+    b.store.close()
+
+
 def test_two_shoppers_picking_from_neighbouring_plates_at_once_each_get_their_own(tmp_path):
     """The two changes settle together and merge into one shelf event; each plate goes
     to the hand that was on it."""
