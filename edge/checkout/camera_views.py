@@ -18,7 +18,7 @@ from edge.checkout.association import Associator, Attribution
 from edge.checkout.detector import ShelfDetector, ShelfEvent
 from edge.checkout.handoff import decide_handoff
 from edge.checkout.inference import MIN_LIKELIHOOD, Hypothesis, joint_likelihood
-from edge.checkout.sightings import Sighting, Sightings
+from edge.checkout.sightings import ORPHAN_WAIT_MS, Sighting, Sightings
 from edge.checkout.view_alone import decide_view_alone, too_light
 from edge.config import DetectorConfig, InferenceConfig
 from edge.store.repo import Store
@@ -247,6 +247,25 @@ class CameraViews:
         return True
 
     # ------------------------------------------------------------------ views alone
+
+    def _decide_views(self, exit_ms: int | None = None) -> None:
+        """Decide the views no weight change fitted (see :meth:`_on_view_alone`) once
+        they waited long enough; with ``exit_ms`` (a shopper is leaving), at once those
+        of products too light to weigh seen before then, so that the receipt has them."""
+        now = self.clock_ms()
+        if exit_ms is None:
+            due = self.sightings.due_orphans(now, self._still_under)
+        else:
+            due = self.sightings.due_orphans(
+                max(now, exit_ms + ORPHAN_WAIT_MS),
+                lambda view: (
+                    view.ts_ms <= exit_ms
+                    and too_light(self._products.get(view.top[0]), self._detector.min_delta_g)
+                    and self._still_under(view)
+                ),
+            )
+        for view in due:
+            self._on_view_alone(view)
 
     def _still_under(self, view: Sighting) -> bool:
         """Is nothing in progress on the plates under ``view`` that it may yet belong to?"""

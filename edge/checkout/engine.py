@@ -490,14 +490,15 @@ class CheckoutEngine(CameraViews):
         if self._held:
             self._release_held()
         if self.sightings.has_orphans:
-            for view in self.sightings.due_orphans(self.clock_ms(), self._still_under):
-                self._on_view_alone(view)
+            self._decide_views()
         if not self._pending_exits:
             return
         now = self.clock_ms()
         for pending in list(self._pending_exits):
             if now >= pending.deadline_ms or not self._busy_near(pending.token):
                 self._pending_exits.remove(pending)
+                if self.sightings.has_orphans:
+                    self._decide_views(exit_ms=pending.ts_ms)
                 self._issue_receipt(pending)
 
     def _issue_receipt(self, pending: _PendingExit) -> None:

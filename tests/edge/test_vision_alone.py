@@ -191,3 +191,20 @@ def test_a_two_unit_grab_with_one_view_is_decided_when_the_hold_ends(bench):
     bench.change("shelf-1", 0, -802)
     bench.tick(2)
     assert bench.store.cart("tok-1") == {C: 2}
+
+
+def test_gum_taken_just_before_leaving_is_on_the_receipt(bench):
+    assert _seen(bench, {G: 0.92}, action="take")
+    bench.tick(0.6)
+    bench.gate("exit", "tok-1")
+    bench.tick(0.4)
+    [receipt] = bench.receipts
+    assert {ln.barcode: ln.quantity for ln in receipt.lines} == {G: 1}
+
+
+def test_a_heavy_product_seen_just_before_leaving_waits_for_its_weight(bench):
+    assert _seen(bench, {A: 0.92, C: 0.05}, plates=[0], action="take")
+    bench.gate("exit", "tok-1")
+    bench.tick(0.4)
+    assert bench.store.events("view_without_change") == []  # not decided early
+    assert bench.gw.engine.sightings.has_orphans
