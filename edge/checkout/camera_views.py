@@ -37,6 +37,7 @@ class _Held:
     token: str | None  # whom association named when it was held
     deadline_ms: int
     split: Attribution | None = None  # a part of an event split between hands: its shopper
+    second: bool = False  # it has one view and waits for another (two products?)
 
 
 class _PickLatencies(Protocol):
@@ -87,7 +88,9 @@ class CameraViews:
             if self.sightings.fits(sighting, held.event, held.token):
                 self._held.remove(held)
                 self.sightings.stats.held_then_seen += 1
-                self._on_shelf_event(held.event, final=True, who=held.split)
+                # Its first view may still call for a second (several units, or a
+                # weight no one product explains); after that, decide.
+                self._on_shelf_event(held.event, final=held.second, who=held.split)
                 break  # one view serves one event
 
     def on_handoff_seen(
@@ -138,18 +141,21 @@ class CameraViews:
         hypotheses: list[Hypothesis],
         *,
         split: bool = False,
+        nudge: bool = False,
     ) -> bool:
-        """Hold an event that weight cannot decide, or decides with less confidence than
-        ``inference.vision_confirm_below``, while product cameras report: its view may
-        still be on the way.  A sure answer, or a store without product cameras, never
-        waits."""
+        """Hold an event that weight cannot decide, decides with less confidence than
+        ``inference.vision_confirm_below``, or cannot explain with one product (two
+        products in one grab?), while product cameras report: its view may still be
+        on the way.  A sure answer, a ``nudge`` (far lighter than anything there), or a
+        store without product cameras never waits."""
         hold = self._inference.vision_hold_ms
         now = self.clock_ms()
-        if hold <= 0 or not hypotheses or not self.sightings.live(now):
+        if hold <= 0 or nudge or not self.sightings.live(now):
             return False
-        best = hypotheses[0]
         confirm_below = max(self._inference.min_confidence, self._inference.vision_confirm_below)
-        if best.likelihood < MIN_LIKELIHOOD or best.confidence >= confirm_below:
+        if hypotheses and (
+            hypotheses[0].likelihood >= MIN_LIKELIHOOD and hypotheses[0].confidence >= confirm_below
+        ):
             return False
         self._held.append(_Held(event, who.token, now + hold, who if split else None))
         self.sightings.stats.held += 1
@@ -163,16 +169,18 @@ class CameraViews:
         seen: Sighting,
         split: bool,
     ) -> bool:
-        """Several units in one grab and one view so far: wait (``vision_hold_ms``) for
-        another view of the grab, which may name a second product (one of each).  The
-        view stays available to the event."""
+        """Several units in one grab, or a weight no one product explains, and one view
+        so far: wait (``vision_hold_ms``) for another view of the grab, which may name
+        a second product (one of each).  The view stays available to the event."""
         hold = self._inference.vision_hold_ms
-        if hold <= 0 or not hypotheses or hypotheses[0].quantity < 2:
+        if hold <= 0 or not _may_be_two(hypotheses[0] if hypotheses else None):
             return False
         if self.sightings.has_other(event, who.token, seen.top[0]):
             return False  # the second view is here already: decide now
         self.sightings.restore(seen)
-        self._held.append(_Held(event, who.token, self.clock_ms() + hold, who if split else None))
+        self._held.append(
+            _Held(event, who.token, self.clock_ms() + hold, who if split else None, second=True)
+        )
         self.sightings.stats.held += 1
         return True
 
@@ -210,11 +218,12 @@ class CameraViews:
         who: Attribution,
         body: dict[str, Any],
     ) -> bool:
-        """Two units gone (or back) in one event, and a second view of the same grab
-        names another product clearly: one unit of each, when their weights together
-        fit the change (two products taken quickly from one plate, one settle)."""
+        """Two units gone (or back) in one event, or a weight no one product explains,
+        and a second view of the same grab names another product clearly: one unit of
+        each, when their weights together fit the change (two products taken quickly
+        from one plate, one settle)."""
         token, first = who.token, seen.top
-        if token is None or first[1] < self._inference.min_confidence:
+        if token is None or who.problem is not None or first[1] < self._inference.min_confidence:
             return False
         other = self.sightings.take_other(event, token, first[0])
         if other is None:
@@ -353,3 +362,8 @@ def _top3(scores: Mapping[str, float]) -> dict[str, float]:
     """A camera's three best scores, for an event body."""
     top = sorted(scores.items(), key=lambda kv: -kv[1])[:3]
     return {b: round(p, 4) for b, p in top}
+
+
+def _may_be_two(best: Hypothesis | None) -> bool:
+    """Could this event be two products in one grab (see ``_one_of_each``)?"""
+    return best is None or best.likelihood < MIN_LIKELIHOOD or best.quantity == 2

@@ -21,7 +21,7 @@ from typing import Any
 from devices.layout import Planogram, Product
 from devices.protocol import ReceiptLine, ReceiptMessage
 from edge.checkout.association import Associator, Attribution
-from edge.checkout.camera_views import CameraViews, _Held, _hyp_json
+from edge.checkout.camera_views import CameraViews, _Held, _hyp_json, _may_be_two
 from edge.checkout.detector import ShelfDetector, ShelfEvent
 from edge.checkout.inference import MIN_LIKELIHOOD, READING_NOISE_G, Hypothesis, fuse_vision, infer
 from edge.checkout.live_planogram import LivePlanogram
@@ -212,7 +212,9 @@ class CheckoutEngine(CameraViews):
             hypotheses = fuse_vision(hypotheses, seen.scores, self._inference.vision_weight)
             if not final and self._hold_for_second_view(event, who, hypotheses, seen, split):
                 return
-        elif not final and self._hold_for_view(event, who, hypotheses, split=split):
+        elif not final and self._hold_for_view(
+            event, who, hypotheses, split=split, nudge=self._nudge(event, candidates, hypotheses)
+        ):
             return
         body: dict[str, Any] = {
             "plates": list(event.plates),
@@ -225,15 +227,7 @@ class CheckoutEngine(CameraViews):
         best = hypotheses[0] if hypotheses else None
         if seen is not None:
             body["vision"] = self._vision_json(seen, by_weight, best)
-        lightest = min(
-            (
-                p.unit_weight_g
-                for p, prior in candidates
-                if p.unit_weight_g > 0 and prior >= self._inference.neighbour_prior
-            ),
-            default=0.0,
-        )
-        if best is None and abs(event.delta_g) < 0.5 * lightest:
+        if self._nudge(event, candidates, hypotheses):
             # Far lighter than anything placed here: a nudge, a crumb, a settling package.
             self.store.record_event("small_change", event.end_ms, event.device_id, who.token, body)
             self.presses.note(event)
@@ -253,9 +247,7 @@ class CheckoutEngine(CameraViews):
             return
         if (
             seen is not None
-            and best is not None
-            and best.quantity == 2
-            and problem is None
+            and _may_be_two(best)
             and self._one_of_each(event, seen, candidates, who, body)
         ):
             return
@@ -293,6 +285,24 @@ class CheckoutEngine(CameraViews):
         self.latencies.pick_to_cart(self.clock_ms() - event.settled_ms)
         if not taken:
             self._learn_place(event, best.barcode)
+
+    def _nudge(
+        self,
+        event: ShelfEvent,
+        candidates: list[tuple[Product, float]],
+        hypotheses: list[Hypothesis],
+    ) -> bool:
+        """No hypothesis, and far lighter than anything placed here: a nudge, a crumb,
+        a settling package (a ``small_change``, not an item)."""
+        lightest = min(
+            (
+                p.unit_weight_g
+                for p, prior in candidates
+                if p.unit_weight_g > 0 and prior >= self._inference.neighbour_prior
+            ),
+            default=0.0,
+        )
+        return not hypotheses and abs(event.delta_g) < 0.5 * lightest
 
     def _unpressed(self, event: ShelfEvent) -> ShelfEvent:
         """``event`` measured from before a hand pressed its plates (see

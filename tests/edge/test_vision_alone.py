@@ -15,7 +15,8 @@ from edge.checkout.sightings import ORPHAN_WAIT_MS, Sighting, Sightings
 from edge.checkout.view_alone import decide_view_alone
 from tests.edge.helpers import Bench
 
-A, C, G = "100", "300", "500"  # juice 400 g and cider 402 g on plate 0; gum 4 g on plate 2
+A, C, G, D = "100", "300", "500", "700"  # juice 400 g, cider 402 g, dates 250 g on plate 0;
+# gum 4 g on plate 2
 CAMERA = "cam-1"
 
 
@@ -26,12 +27,13 @@ def _planogram() -> Planogram:
                 {"barcode": A, "name": "apple juice", "unit_weight_g": 400, "price_minor": 250},
                 {"barcode": C, "name": "cider", "unit_weight_g": 402, "price_minor": 280},
                 {"barcode": G, "name": "gum", "unit_weight_g": 4, "price_minor": 90},
+                {"barcode": D, "name": "dates", "unit_weight_g": 250, "price_minor": 400},
             ],
             "shelves": [
                 {
                     "device_id": "shelf-1",
                     "plates": [
-                        {"plate": 0, "barcode": A, "also": [C], "stock": 5},
+                        {"plate": 0, "barcode": A, "also": [C, D], "stock": 5},
                         {"plate": 1, "barcode": A, "stock": 5},
                         {"plate": 2, "barcode": G, "stock": 20},
                     ],
@@ -208,3 +210,27 @@ def test_a_heavy_product_seen_just_before_leaving_waits_for_its_weight(bench):
     bench.tick(0.4)
     assert bench.store.events("view_without_change") == []  # not decided early
     assert bench.gw.engine.sightings.has_orphans
+
+
+def test_a_weight_no_one_product_explains_is_two_products_when_two_views_say_so(bench):
+    bench.change("shelf-1", 0, -650)  # juice and dates in one grab: no single product weighs it
+    [item] = bench.store.reviews()  # no camera has reported: review at once
+    assert item["reason"] == "no product on or near these plates has this weight"
+    assert _seen(bench, {A: 0.9, D: 0.05}, plates=[0], action="take")
+    assert _seen(bench, {D: 0.8, A: 0.1}, plates=[0], action="take")
+    bench.change("shelf-1", 0, -650)
+    assert bench.store.cart("tok-1") == {A: 1, D: 1}
+
+
+def test_a_weight_no_one_product_explains_waits_for_its_views(bench):
+    assert _seen(bench, {G: 0.9}, plates=[2], action="take")  # cameras are reporting
+    bench.tick(5)
+    bench.change("shelf-1", 0, -650)
+    assert bench.store.cart("tok-1") == {G: 1}  # held: nothing for the -650 g yet
+    assert _seen(bench, {D: 0.8, A: 0.1}, plates=[0], action="take")
+    bench.tick(0.4)
+    assert bench.store.cart("tok-1") == {G: 1}  # one view: one product cannot weigh 650 g
+    assert _seen(bench, {A: 0.9, D: 0.05}, plates=[0], action="take")
+    bench.tick(0.4)
+    assert bench.store.cart("tok-1") == {G: 1, A: 1, D: 1}
+    assert bench.store.reviews() == []
