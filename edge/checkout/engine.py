@@ -26,7 +26,7 @@ from edge.checkout.detector import ShelfDetector, ShelfEvent
 from edge.checkout.inference import MIN_LIKELIHOOD, READING_NOISE_G, Hypothesis, fuse_vision, infer
 from edge.checkout.live_planogram import LivePlanogram
 from edge.checkout.positions import PositionBook, distance
-from edge.checkout.press import Presses, combined
+from edge.checkout.press import Presses, combined, precedes
 from edge.checkout.sightings import Sightings
 from edge.config import AssociationConfig, DetectorConfig, InferenceConfig
 from edge.store.repo import ReceiptRow, Store
@@ -308,12 +308,26 @@ class CheckoutEngine(CameraViews):
         """``event`` measured from before a hand pressed its plates (see
         :mod:`edge.checkout.press`), when that fits a product better; else as it is."""
         small = self.presses.before(event)
+        held = None
+        if small is None:  # or one no product explains that waits for a camera's view
+            held = next(
+                (
+                    h
+                    for h in reversed(self._held)
+                    if precedes(h.event, event) and self._best_likelihood(h.event) < MIN_LIKELIHOOD
+                ),
+                None,
+            )
+            small = held.event if held is not None else None
         if small is None:
             return event
         whole = combined(event, small)
         if self._best_likelihood(whole) <= self._best_likelihood(event):
             return event
-        self.presses.remove(small)
+        if held is not None:
+            self._held.remove(held)
+        else:
+            self.presses.remove(small)
         self.store.record_event(
             "hand_press",
             event.end_ms,

@@ -5,9 +5,11 @@ enough for the reading to look settled, a few to a few hundred grams off.  The
 detector then reports that pressed level as a change of its own (no product is that
 light: a ``small_change``), and measures the item from the pressed level when the
 hand lifts it.  The engine keeps such unexplained changes for a while
-(:class:`Presses`); when a change on the same plates starts moving again within
-:data:`PRESS_GAP_MS` of one settling, the two together (:func:`combined`) are what
-left the plate, and the engine takes them together when that fits a product better.
+(:class:`Presses`), and so are changes no product explains that wait for a camera's
+view; when a change on the same plates starts moving again within
+:data:`PRESS_GAP_MS` of one settling (:func:`precedes`), the two together
+(:func:`combined`) are what left the plate, and the engine takes them together when
+that fits a product better.
 """
 
 from __future__ import annotations
@@ -40,11 +42,7 @@ class Presses:
         """The unexplained change on ``event``'s plates that settled just before
         ``event`` began to move, if any (the latest)."""
         for small in reversed(self._by_shelf.get(event.device_id, ())):
-            if (
-                set(small.plates) <= set(event.plates)
-                and small.settled_ms <= event.end_ms
-                and event.start_ms - small.settled_ms <= PRESS_GAP_MS
-            ):
+            if precedes(small, event):
                 return small
         return None
 
@@ -52,6 +50,18 @@ class Presses:
         kept = self._by_shelf.get(small.device_id)
         if kept and small in kept:
             kept.remove(small)
+
+
+def precedes(small: ShelfEvent, event: ShelfEvent) -> bool:
+    """Could ``small`` be a hand's pressed level just before ``event`` (same shelf, its
+    plates among ``event``'s, settled at most :data:`PRESS_GAP_MS` before it moved)?"""
+    return (
+        small.device_id == event.device_id
+        and small is not event
+        and set(small.plates) <= set(event.plates)
+        and small.settled_ms <= event.end_ms
+        and event.start_ms - small.settled_ms <= PRESS_GAP_MS
+    )
 
 
 def combined(event: ShelfEvent, small: ShelfEvent) -> ShelfEvent:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from devices import protocol as p
 from devices.layout import Planogram
 from edge.checkout.detector import ShelfEvent
 from edge.checkout.press import PRESS_GAP_MS, Presses, combined
@@ -86,3 +87,23 @@ def test_presses_match_only_the_same_plates_soon_after():
     assert whole.start_ms == 1_000
     presses.remove(small)
     assert presses.before(_event((2,), (-400.0,), 2_500, 5_000)) is None
+
+
+def test_a_pressed_level_waiting_for_a_view_is_taken_with_the_pick(tmp_path):
+    """While cameras report, an unexplained pressed level waits for a view instead of
+    being noted at once; the pick that follows still takes it in."""
+    b = Bench(tmp_path, _planogram(), trackers=("cam-1",))
+    b.tick(1)
+    b.gate("entry", "tok-1")
+    view = {"shelf_id": "shelf-1", "plates": [1], "scores": {B: 0.9}, "action": "take"}
+    assert b.send(p.product_topic("s-1", "cam-1"), view)  # cameras are reporting
+    b.change("shelf-1", 1, -600)
+    b.change("shelf-1", 0, +320)  # pressed hard: no product, yet not a mere nudge
+    assert len(b.gw.engine._held) == 1  # ... so it waits for a view
+    b.change("shelf-1", 0, -720)
+    b.tick(2)
+    assert b.store.reviews() == []
+    assert b.store.cart("tok-1") == {A: 1, B: 1}
+    [press] = b.store.events("hand_press")
+    assert press["body"]["delta_g"] == pytest.approx(-400, abs=3)
+    b.store.close()
