@@ -311,9 +311,12 @@ class CameraViews:
                 "view_without_change", view.ts_ms, view.shelf_id, view.session_token, body
             )
             return
-        if view.session_token in self.open_sessions:
-            assert view.session_token is not None
-            who = Attribution(view.session_token, [{"session_token": view.session_token}], None)
+        named = view.session_token
+        if not self.open_sessions:  # staff restocking, a closed store: nobody to charge
+            self.store.record_event("unattributed_change", view.ts_ms, view.shelf_id, None, body)
+            return
+        if named is not None and named in self.open_sessions:
+            who = Attribution(named, [{"session_token": named}], None)
         else:
             around = ShelfEvent(
                 view.shelf_id,

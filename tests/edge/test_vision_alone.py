@@ -234,3 +234,15 @@ def test_a_weight_no_one_product_explains_waits_for_its_views(bench):
     bench.tick(0.4)
     assert bench.store.cart("tok-1") == {G: 1, A: 1, D: 1}
     assert bench.store.reviews() == []
+
+
+def test_gum_seen_with_nobody_in_the_store_is_recorded_not_reviewed(tmp_path):
+    b = Bench(tmp_path, _planogram(), trackers=(CAMERA,))
+    b.tick(1)
+    assert _seen(b, {G: 0.9}, action="put_back")  # staff restocking
+    _wait_out(b)
+    assert b.store.reviews() == []
+    [event] = b.store.events("unattributed_change")
+    assert event["body"]["top"] == {G: 0.9}
+    assert event["body"]["action"] == "put_back"
+    b.store.close()
