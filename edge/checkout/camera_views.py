@@ -237,20 +237,27 @@ class CameraViews:
             or joint_likelihood(event.delta_g, [p for p in pair if p is not None]) < MIN_LIKELIHOOD
         ):
             return False
-        sign = 1 if event.delta_g < 0 else -1
-        cart = self.store.cart(token)
-        if sign < 0 and (cart.get(first[0], 0) < 1 or cart.get(second[0], 0) < 1):
-            return False
-        both = [first[0], second[0]]
         body["vision"]["also"] = {"seen_ms": other.ts_ms, "top": _top3(other.scores)}
-        for barcode in both:
+        return self._charge_each(token, (first[0], second[0]), event, body)
+
+    def _charge_each(
+        self, token: str, barcodes: tuple[str, str], event: ShelfEvent, body: dict[str, Any]
+    ) -> bool:
+        """One unit of each of ``barcodes`` into ``token``'s cart (a take), or out of it
+        (a put-back: only when the cart holds each; else False and nothing changes)."""
+        sign = 1 if event.delta_g < 0 else -1
+        if sign < 0:
+            cart = self.store.cart(token)
+            if any(cart.get(b, 0) < 1 for b in barcodes):
+                return False
+        for barcode in barcodes:
             self.store.change_cart(
                 token,
                 barcode,
                 sign,
                 event.end_ms,
                 event.device_id,
-                {**body, "barcode": barcode, "quantity": 1, "one_of_each": both},
+                {**body, "barcode": barcode, "quantity": 1, "one_of_each": list(barcodes)},
             )
         self.latencies.pick_to_cart(self.clock_ms() - event.settled_ms)
         return True

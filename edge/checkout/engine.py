@@ -23,7 +23,14 @@ from devices.protocol import ReceiptLine, ReceiptMessage
 from edge.checkout.association import Associator, Attribution
 from edge.checkout.camera_views import CameraViews, _Held, _hyp_json, _may_be_two
 from edge.checkout.detector import ShelfDetector, ShelfEvent
-from edge.checkout.inference import MIN_LIKELIHOOD, READING_NOISE_G, Hypothesis, fuse_vision, infer
+from edge.checkout.inference import (
+    MIN_LIKELIHOOD,
+    READING_NOISE_G,
+    Hypothesis,
+    fuse_vision,
+    infer,
+    infer_pairs,
+)
 from edge.checkout.live_planogram import LivePlanogram
 from edge.checkout.positions import PositionBook, distance
 from edge.checkout.press import Presses, combined, precedes
@@ -251,6 +258,14 @@ class CheckoutEngine(CameraViews):
             and self._one_of_each(event, seen, candidates, who, body)
         ):
             return
+        if (
+            (best is None or best.likelihood < MIN_LIKELIHOOD)
+            and who.token is not None
+            and who.problem is None
+            and len(who.touching) <= 1  # another hand in reach: maybe two grabs, not one
+            and self._two_by_weight(event, candidates, who.token, body)
+        ):
+            return
         if problem is not None or best is None or who.token is None:
             if not self.open_sessions and problem == "no shopper in the store":
                 self.store.record_event(
@@ -285,6 +300,33 @@ class CheckoutEngine(CameraViews):
         self.latencies.pick_to_cart(self.clock_ms() - event.settled_ms)
         if not taken:
             self._learn_place(event, best.barcode)
+
+    def _two_by_weight(
+        self,
+        event: ShelfEvent,
+        candidates: list[tuple[Product, float]],
+        token: str,
+        body: dict[str, Any],
+    ) -> bool:
+        """A change no one product explains, that one unit each of two products placed
+        here explains clearly: one of each.  The pairs go into the body either way (for
+        the review queue when none is clear)."""
+        pairs = infer_pairs(event.delta_g, candidates, self._inference.neighbour_prior)
+        body["pairs"] = [
+            {
+                "barcodes": list(p.barcodes),
+                "likelihood": round(p.likelihood, 4),
+                "confidence": round(p.confidence, 4),
+            }
+            for p in pairs[:3]
+        ]
+        if (
+            not pairs
+            or pairs[0].likelihood < MIN_LIKELIHOOD
+            or pairs[0].confidence < self._inference.min_confidence
+        ):
+            return False
+        return self._charge_each(token, pairs[0].barcodes, event, body)
 
     def _nudge(
         self,

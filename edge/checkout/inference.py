@@ -67,6 +67,33 @@ def joint_likelihood(delta_g: float, products: list[Product]) -> float:
     return math.exp(-0.5 * z * z)
 
 
+@dataclass(frozen=True, slots=True)
+class Pair:
+    """One unit each of two different products in one change."""
+
+    barcodes: tuple[str, str]
+    likelihood: float  # Gaussian density ratio of the weights together, without priors
+    confidence: float  # share of the prior-weighted likelihood of all pairs
+
+
+def infer_pairs(
+    delta_g: float, candidates: list[tuple[Product, float]], min_prior: float
+) -> list[Pair]:
+    """Pairs of different products placed at least ``min_prior`` (on or next to the
+    changed plates) whose weights together fit |delta_g|, best first: for a change no
+    one product explains (two products taken in one grab)."""
+    placed = [(p, prior) for p, prior in candidates if p.unit_weight_g > 0 and prior >= min_prior]
+    scored: list[tuple[tuple[str, str], float, float]] = []
+    for i, (a, prior_a) in enumerate(placed):
+        for b, prior_b in placed[i + 1 :]:
+            likelihood = joint_likelihood(delta_g, [a, b])
+            if likelihood > 1e-9:
+                scored.append(((a.barcode, b.barcode), likelihood, likelihood * prior_a * prior_b))
+    total = sum(s[2] for s in scored)
+    scored.sort(key=lambda s: s[2], reverse=True)
+    return [Pair(bs, lk, w / total) for bs, lk, w in scored]
+
+
 def fuse_vision(
     hypotheses: list[Hypothesis], scores: Mapping[str, float], weight: float = 1.0
 ) -> list[Hypothesis]:
