@@ -55,7 +55,7 @@ def test_vision_does_not_overrule_a_clear_weight_answer() -> None:
 
 
 def test_what_vision_adds_on_the_tie_scenario(aifi: Path) -> None:
-    from edge.commands.vision import measure_ties  # noqa: PLC0415
+    from edge.bench_vision_ties import measure_ties  # noqa: PLC0415
 
     result = measure_ties(aifi / "planogram.json", events=120, seed=3)
     ties, control = result["ties"], result["control_no_tie"]
