@@ -25,6 +25,7 @@ from devices.layout import Planogram, Shelf
 from edge.api.deps import Ctx, public, require_store_reader
 from edge.api.staff import Staff, cold_config
 from edge.staff.coldchain import unit_status, units_of
+from edge.staff.restock import lane_is_low
 from edge.store.repo import Store
 
 HERE = Path(__file__).parent
@@ -175,7 +176,7 @@ def lane_state(lane: dict[str, Any] | None) -> str:
     if lane is None or lane["units"] is None:
         return "unknown"
     at, units, planned = lane["restock_at"], lane["units"], lane["planned_units"]
-    if at is not None and units <= at:
+    if lane_is_low(units, at):
         return "low"
     if planned and units * 2 <= planned:
         return "half"

@@ -23,6 +23,7 @@ from edge.api.deps import ApiContext, Ctx, require_staff, require_store_reader
 from edge.config import ColdChainConfig
 from edge.staff.coldchain import unit_status, units_of
 from edge.staff.metrics import build_registry
+from edge.staff.restock import lane_is_low
 from edge.staff.service import StaffService
 from edge.store.repo import Store
 
@@ -62,8 +63,7 @@ def stock(ctx: Ctx, device_id: str | None = Query(default=None, max_length=64)) 
     weight: units, the restock threshold and the level at which an alert resolves."""
     items = ctx.read(lambda s: s.lanes(device_id))
     for lane in items:
-        at, units = lane["restock_at"], lane["units"]
-        lane["low"] = at is not None and units is not None and units <= at
+        lane["low"] = lane_is_low(lane["units"], lane["restock_at"])
     return {"items": items, "total": len(items), "low": sum(1 for i in items if i["low"])}
 
 

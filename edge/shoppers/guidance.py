@@ -17,7 +17,8 @@ import heapq
 import itertools
 import math
 import re
-from collections import deque
+import threading
+from collections import OrderedDict, deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -36,6 +37,8 @@ Cell = tuple[int, int]
 SHELF_HALF_DEPTH_M = 0.25
 #: Free floor kept around the store's furniture on the grid, metres.
 GRID_MARGIN_M = 1.5
+#: Start cells whose shortest-path grids a ``FloorPlan`` keeps (least recently used go).
+DIJKSTRA_CACHE = 64
 _AIFI_SHELF = re.compile(r"^g(\d+)-s(\d+)$")
 _HEADINGS = (
     "east",
@@ -183,8 +186,11 @@ class FloorPlan:
                 for barcode in plate.barcodes:
                     spot = self.spots[(shelf.device_id, plate.plate)]
                     self._by_barcode.setdefault(barcode, []).append(spot)
-        self._dist_cache: dict[Cell, dict[Cell, float]] = {}
-        self._prev_cache: dict[Cell, dict[Cell, Cell]] = {}
+        #: Distances and predecessors per start cell, least recently used first.
+        self._dijkstra_cache: OrderedDict[Cell, tuple[dict[Cell, float], dict[Cell, Cell]]] = (
+            OrderedDict()
+        )
+        self._dijkstra_lock = threading.Lock()  # the API's threads share one plan
 
     # ------------------------------------------------------------------ layout
 
@@ -284,8 +290,13 @@ class FloorPlan:
         return self._nearest_free(self._grid.cell_of(xy), self._reachable)
 
     def _dijkstra(self, source: Cell) -> tuple[dict[Cell, float], dict[Cell, Cell]]:
-        if source in self._dist_cache:
-            return self._dist_cache[source], self._prev_cache[source]
+        """Distances from ``source`` to every reachable cell and each one's predecessor;
+        the last ``DIJKSTRA_CACHE`` sources asked for are kept."""
+        with self._dijkstra_lock:
+            cached = self._dijkstra_cache.get(source)
+            if cached is not None:
+                self._dijkstra_cache.move_to_end(source)
+                return cached
         dist = {source: 0.0}
         prev: dict[Cell, Cell] = {}
         heap = [(0.0, source)]
@@ -299,8 +310,11 @@ class FloorPlan:
                     dist[n] = nd
                     prev[n] = c
                     heapq.heappush(heap, (nd, n))
-        self._dist_cache[source] = dist
-        self._prev_cache[source] = prev
+        with self._dijkstra_lock:
+            self._dijkstra_cache[source] = (dist, prev)
+            self._dijkstra_cache.move_to_end(source)
+            while len(self._dijkstra_cache) > DIJKSTRA_CACHE:
+                self._dijkstra_cache.popitem(last=False)
         return dist, prev
 
     def distance(self, a: XY, b: XY) -> float:

@@ -84,6 +84,12 @@ class Lane:
         }
 
 
+def lane_is_low(units: int | None, restock_at: int | None) -> bool:
+    """Is a lane low: weighed, with a restock threshold, and holding that many units or
+    fewer?  (``Store.lanes_low`` counts the same in SQL.)"""
+    return restock_at is not None and units is not None and units <= restock_at
+
+
 def plan_lanes(planogram: Planogram, cfg: RestockConfig) -> list[Lane]:
     """The lanes of a planogram with their thresholds (products of unknown weight: none)."""
     lanes = []
@@ -279,7 +285,7 @@ class RestockMonitor:
         if lane.restock_at is None or lane.refilled_at is None or lane.units is None:
             return
         plate = lane.plates[0]
-        if lane.units <= lane.restock_at:
+        if lane_is_low(lane.units, lane.restock_at):
             if not lane.alerting or changed:  # raise once; then keep its count current
                 self._alerter.raise_alert(RESTOCK, lane.device_id, plate, lane.detail())
                 lane.alerting = True

@@ -73,7 +73,8 @@ class StaffViews(StoreBase):
         return int(row.fetchone()[0])
 
     def lanes_low(self) -> int:
-        """Lanes at or below their restock threshold."""
+        """Lanes at or below their restock threshold (``edge.staff.restock.lane_is_low``,
+        in SQL: a lane without units or without a threshold is not low)."""
         row = self.db.conn.execute(
             "SELECT count(*) FROM lane_stock WHERE restock_at IS NOT NULL AND units <= restock_at"
         )

@@ -117,3 +117,39 @@ def test_the_aifi_store_layout() -> None:
     walk = plan.walk(stops)
     assert sorted(walk.order) == list(range(len(stops)))
     assert all(not _crosses_a_shelf(plan, leg.path) for leg in walk.legs)
+
+
+def test_the_shortest_path_cache_keeps_only_the_latest_starts() -> None:
+    planogram = load_planogram(default_config_dir() / "planogram.yaml")
+    cfg = GuidanceConfig(exit=(4.0, 7.0))
+    plan = FloorPlan(planogram, cfg)
+    bound = guidance.DIJKSTRA_CACHE
+    # more distinct walkable start cells than the cache keeps, each a grid cell's centre
+    starts = [plan._grid.xy(c) for c in sorted(plan._reachable)][: bound + 20]
+    assert len({plan._cell(xy) for xy in starts}) == len(starts) > bound
+    [coffee] = plan.locate(COFFEE)
+    goal = coffee.stand
+
+    def routes(floor: FloorPlan, points: list[tuple[float, float]]) -> list[object]:
+        out: list[object] = []
+        for xy in points:
+            out.append((floor.distance(xy, goal), floor.path(xy, goal)))
+            assert len(floor._dijkstra_cache) <= bound
+        return out
+
+    first = routes(plan, starts)
+    assert len(plan._dijkstra_cache) == bound
+    # the earliest starts were evicted; the latest are kept
+    assert plan._cell(starts[0]) not in plan._dijkstra_cache
+    assert plan._cell(starts[-1]) in plan._dijkstra_cache
+    # asked again (recomputed after eviction) they give what a fresh plan gives
+    fresh = FloorPlan(planogram, cfg)
+    assert routes(plan, starts) == first == routes(fresh, starts)
+    # least recently used goes first: a start used again outlives an older one
+    kept = list(plan._dijkstra_cache)
+    assert plan._cell(goal) not in kept
+    plan.distance(starts[-bound], goal)  # the oldest kept start, now the latest
+    plan.distance(goal, starts[0])  # a new start (the goal's cell) evicts the next oldest
+    assert plan._cell(starts[-bound]) in plan._dijkstra_cache
+    assert kept[1] not in plan._dijkstra_cache
+    assert len(plan._dijkstra_cache) == bound

@@ -7,7 +7,8 @@ import pytest
 from devices import protocol as p
 from devices.layout import Planogram
 from edge.config import RestockConfig
-from edge.staff.restock import RESTOCK, plan_lanes
+from edge.staff.restock import RESTOCK, lane_is_low, plan_lanes
+from edge.store.repo import Store
 from tests.edge.helpers import Bench
 from tests.edge.test_calibration_flow import RawBench, _calibrate
 from tests.edge.test_engine import B
@@ -177,3 +178,29 @@ def test_a_calibrated_plate_keeps_its_units_and_counts_on_in_grams(tmp_path):
     assert _lane(bench, B)["units"] == 4
     assert _restock_alerts(bench) == []
     bench.store.close()
+
+
+def test_low_is_at_or_below_the_threshold_and_the_store_counts_the_same(tmp_path):
+    cases = [(0, 2), (1, 2), (2, 2), (3, 2), (0, 0), (1, 0), (None, 2), (1, None), (None, None)]
+    assert [lane_is_low(units, at) for units, at in cases] == [
+        True, True, True, False, True, False, False, False, False
+    ]  # fmt: skip
+    store = Store.open(tmp_path / "g.db")
+    try:
+        for i, (units, at) in enumerate(cases):
+            lane = {
+                "device_id": f"shelf-{i}",
+                "barcode": COLA,
+                "plates": [0],
+                "unit_weight_g": COLA_G,
+                "planned_units": 6,
+                "restock_at": at,
+                "refilled_at": None if at is None else at + 2,
+                "tare_g": None,
+                "level_g": None,
+                "units": units,
+            }
+            store.save_lane(lane, 1)
+        assert store.lanes_low() == sum(lane_is_low(u, at) for u, at in cases) == 4
+    finally:
+        store.close()
