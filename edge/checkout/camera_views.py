@@ -61,7 +61,12 @@ class CameraViews:
     _held: list[_Held]
 
     def _on_shelf_event(
-        self, event: ShelfEvent, *, final: bool = False, who: Attribution | None = None
+        self,
+        event: ShelfEvent,
+        *,
+        final: bool = False,
+        who: Attribution | None = None,
+        hold_until: int | None = None,
     ) -> None:
         """Decide one shelf event: the engine's (``CheckoutEngine._on_shelf_event``)."""
         raise NotImplementedError
@@ -90,7 +95,9 @@ class CameraViews:
                 self.sightings.stats.held_then_seen += 1
                 # Its first view may still call for a second (several units, or a
                 # weight no one product explains); after that, decide.
-                self._on_shelf_event(held.event, final=held.second, who=held.split)
+                self._on_shelf_event(
+                    held.event, final=held.second, who=held.split, hold_until=held.deadline_ms
+                )
                 break  # one view serves one event
 
     def on_handoff_seen(
@@ -168,19 +175,21 @@ class CameraViews:
         hypotheses: list[Hypothesis],
         seen: Sighting,
         split: bool,
+        hold_until: int | None = None,
     ) -> bool:
         """Several units in one grab, or a weight no one product explains, and one view
         so far: wait (``vision_hold_ms``) for another view of the grab, which may name
-        a second product (one of each).  The view stays available to the event."""
+        a second product (one of each).  The view stays available to the event.  An
+        event that already waited for its first view waits no longer than it was
+        going to (``hold_until``): one grab never waits more than ``vision_hold_ms``."""
         hold = self._inference.vision_hold_ms
         if hold <= 0 or not _may_be_two(hypotheses[0] if hypotheses else None):
             return False
         if self.sightings.has_other(event, who.token, seen.top[0]):
             return False  # the second view is here already: decide now
         self.sightings.restore(seen)
-        self._held.append(
-            _Held(event, who.token, self.clock_ms() + hold, who if split else None, second=True)
-        )
+        until = self.clock_ms() + hold if hold_until is None else hold_until
+        self._held.append(_Held(event, who.token, until, who if split else None, second=True))
         self.sightings.stats.held += 1
         return True
 

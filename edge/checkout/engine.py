@@ -195,10 +195,16 @@ class CheckoutEngine(CameraViews):
     # ------------------------------------------------------------------ shelf events
 
     def _on_shelf_event(
-        self, event: ShelfEvent, *, final: bool = False, who: Attribution | None = None
+        self,
+        event: ShelfEvent,
+        *,
+        final: bool = False,
+        who: Attribution | None = None,
+        hold_until: int | None = None,
     ) -> None:
         """Score and decide one shelf event; ``final``: decide now (no more waiting);
-        ``who``: the shopper already known (a part of an event split between hands)."""
+        ``who``: the shopper already known (a part of an event split between hands);
+        ``hold_until``: it waited for a view already, and may wait no longer than this."""
         split = who is not None
         if who is None:
             who = self.associator.attribute(event, sorted(self.open_sessions))
@@ -217,7 +223,9 @@ class CheckoutEngine(CameraViews):
         by_weight = hypotheses[0] if hypotheses else None
         if seen is not None:
             hypotheses = fuse_vision(hypotheses, seen.scores, self._inference.vision_weight)
-            if not final and self._hold_for_second_view(event, who, hypotheses, seen, split):
+            if not final and self._hold_for_second_view(
+                event, who, hypotheses, seen, split, hold_until
+            ):
                 return
         elif not final and self._hold_for_view(
             event, who, hypotheses, split=split, nudge=self._nudge(event, candidates, hypotheses)

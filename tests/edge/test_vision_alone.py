@@ -246,3 +246,16 @@ def test_gum_seen_with_nobody_in_the_store_is_recorded_not_reviewed(tmp_path):
     assert event["body"]["top"] == {G: 0.9}
     assert event["body"]["action"] == "put_back"
     b.store.close()
+
+
+def test_one_grab_never_waits_longer_than_the_hold_for_its_views(bench):
+    assert _seen(bench, {G: 0.9}, plates=[2], action="take")  # cameras are reporting
+    bench.tick(5)
+    bench.change("shelf-1", 0, -650)  # held for views from when it settled
+    assert _seen(bench, {D: 0.8, A: 0.1}, plates=[0], action="take")
+    bench.tick(0.2)
+    assert bench.store.reviews() == []  # one view: waits on for a second ...
+    bench.tick(0.8)  # ... but only until the first hold would have ended
+    [item] = bench.store.reviews()
+    assert item["reason"] == "no product on or near these plates has this weight"
+    assert item["body"]["vision"]["top"] == {D: 0.8, A: 0.1}
