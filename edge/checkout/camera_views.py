@@ -164,8 +164,7 @@ class CameraViews:
             hypotheses[0].likelihood >= MIN_LIKELIHOOD and hypotheses[0].confidence >= confirm_below
         ):
             return False
-        self._held.append(_Held(event, who.token, now + hold, who if split else None))
-        self.sightings.stats.held += 1
+        self._hold(_Held(event, who.token, now + hold, who if split else None))
         return True
 
     def _hold_for_second_view(
@@ -189,9 +188,12 @@ class CameraViews:
             return False  # the second view is here already: decide now
         self.sightings.restore(seen)
         until = self.clock_ms() + hold if hold_until is None else hold_until
-        self._held.append(_Held(event, who.token, until, who if split else None, second=True))
-        self.sightings.stats.held += 1
+        self._hold(_Held(event, who.token, until, who if split else None, second=True))
         return True
+
+    def _hold(self, held: _Held) -> None:
+        self._held.append(held)
+        self.sightings.stats.held += 1
 
     def _release_held(self) -> None:
         """Events that waited long enough for a view are decided without one."""

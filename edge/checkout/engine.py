@@ -219,6 +219,7 @@ class CheckoutEngine(CameraViews):
         cart = self.store.cart(who.token) if event.delta_g > 0 and who.token else None
         candidates = self.live.candidates(event, cart)
         hypotheses = infer(event.delta_g, candidates, self._inference.max_quantity)
+        nudge = self._nudge(event, candidates, hypotheses)
         seen = self.sightings.take(event, who.token)
         by_weight = hypotheses[0] if hypotheses else None
         if seen is not None:
@@ -227,9 +228,7 @@ class CheckoutEngine(CameraViews):
                 event, who, hypotheses, seen, split, hold_until
             ):
                 return
-        elif not final and self._hold_for_view(
-            event, who, hypotheses, split=split, nudge=self._nudge(event, candidates, hypotheses)
-        ):
+        elif not final and self._hold_for_view(event, who, hypotheses, split=split, nudge=nudge):
             return
         body: dict[str, Any] = {
             "plates": list(event.plates),
@@ -242,7 +241,7 @@ class CheckoutEngine(CameraViews):
         best = hypotheses[0] if hypotheses else None
         if seen is not None:
             body["vision"] = self._vision_json(seen, by_weight, best)
-        if self._nudge(event, candidates, hypotheses):
+        if nudge:
             # Far lighter than anything placed here: a nudge, a crumb, a settling package.
             self.store.record_event("small_change", event.end_ms, event.device_id, who.token, body)
             self.presses.note(event)

@@ -47,10 +47,9 @@ def infer(
         if product.unit_weight_g <= 0 or prior <= 0:
             continue
         for quantity in range(1, max_quantity + 1):
-            expected = quantity * product.unit_weight_g
-            sd = math.sqrt(quantity * product.weight_sd_g**2 + READING_NOISE_G**2)
-            z = (magnitude - expected) / sd
-            likelihood = math.exp(-0.5 * z * z)
+            likelihood = _fit(
+                magnitude, quantity * product.unit_weight_g, quantity * product.weight_sd_g**2
+            )
             if likelihood > 1e-9:
                 weight = likelihood * prior * QUANTITY_PRIOR ** (quantity - 1)
                 scored.append((product.barcode, quantity, likelihood, weight))
@@ -61,9 +60,17 @@ def infer(
 
 def joint_likelihood(delta_g: float, products: list[Product]) -> float:
     """How well |delta_g| fits one unit of each of ``products`` taken together."""
-    expected = sum(p.unit_weight_g for p in products)
-    sd = math.sqrt(sum(p.weight_sd_g**2 for p in products) + READING_NOISE_G**2)
-    z = (abs(delta_g) - expected) / sd
+    return _fit(
+        abs(delta_g),
+        sum(p.unit_weight_g for p in products),
+        sum(p.weight_sd_g**2 for p in products),
+    )
+
+
+def _fit(magnitude: float, expected: float, items_variance: float) -> float:
+    """Gaussian density ratio of a change of ``magnitude`` grams where ``expected`` with
+    the items' own variance was due, plus the reading noise."""
+    z = (magnitude - expected) / math.sqrt(items_variance + READING_NOISE_G**2)
     return math.exp(-0.5 * z * z)
 
 

@@ -90,3 +90,13 @@ class Bench:
     @property
     def store(self):
         return self.gw.store
+
+
+def shopper_bench(
+    tmp_path: Path, planogram: Planogram, trackers: tuple[str, ...] = (), token: str = "tok-1"
+) -> Bench:
+    """A Bench a second into the day, with one shopper (``token``) in the store."""
+    bench = Bench(tmp_path, planogram, trackers=trackers)
+    bench.tick(1)
+    bench.gate("entry", token)
+    return bench

@@ -9,7 +9,7 @@ from devices import protocol as p
 from devices.layout import Planogram
 from edge.checkout.detector import ShelfEvent
 from edge.checkout.press import PRESS_GAP_MS, Presses, combined
-from tests.edge.helpers import Bench
+from tests.edge.helpers import shopper_bench
 
 A, B = "100", "200"  # juice 400 g on plate 0, bread 600 g on plate 1
 
@@ -36,9 +36,7 @@ def _planogram() -> Planogram:
 
 @pytest.fixture
 def bench(tmp_path):
-    b = Bench(tmp_path, _planogram())
-    b.tick(1)
-    b.gate("entry", "tok-1")
+    b = shopper_bench(tmp_path, _planogram())
     yield b
     b.store.close()
 
@@ -92,9 +90,7 @@ def test_presses_match_only_the_same_plates_soon_after():
 def test_a_pressed_level_waiting_for_a_view_is_taken_with_the_pick(tmp_path):
     """While cameras report, an unexplained pressed level waits for a view instead of
     being noted at once; the pick that follows still takes it in."""
-    b = Bench(tmp_path, _planogram(), trackers=("cam-1",))
-    b.tick(1)
-    b.gate("entry", "tok-1")
+    b = shopper_bench(tmp_path, _planogram(), trackers=("cam-1",))
     view = {"shelf_id": "shelf-1", "plates": [1], "scores": {B: 0.9}, "action": "take"}
     assert b.send(p.product_topic("s-1", "cam-1"), view)  # cameras are reporting
     b.change("shelf-1", 1, -600)

@@ -7,7 +7,7 @@ import pytest
 
 from devices.layout import Planogram, Product
 from edge.checkout.inference import infer_pairs
-from tests.edge.helpers import Bench
+from tests.edge.helpers import Bench, shopper_bench
 
 A, B, D = "100", "200", "700"  # juice 400 g and dates 250 g share plate 0; bread 600 g plate 1
 XYZ = [{"x": 0.0, "y": 0.0, "z": 1.0}, {"x": 0.5, "y": 0.0, "z": 1.0}]
@@ -36,9 +36,7 @@ def _planogram() -> Planogram:
 
 @pytest.fixture
 def bench(tmp_path):
-    b = Bench(tmp_path, _planogram())
-    b.tick(1)
-    b.gate("entry", "tok-1")
+    b = shopper_bench(tmp_path, _planogram())
     yield b
     b.store.close()
 

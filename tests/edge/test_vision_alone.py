@@ -13,7 +13,7 @@ from devices.layout import Planogram
 from edge.checkout.detector import ShelfEvent
 from edge.checkout.sightings import ORPHAN_WAIT_MS, Sighting, Sightings
 from edge.checkout.view_alone import decide_view_alone
-from tests.edge.helpers import Bench
+from tests.edge.helpers import Bench, shopper_bench
 
 A, C, G, D = "100", "300", "500", "700"  # juice 400 g, cider 402 g, dates 250 g on plate 0;
 # gum 4 g on plate 2
@@ -45,9 +45,7 @@ def _planogram() -> Planogram:
 
 @pytest.fixture
 def bench(tmp_path):
-    b = Bench(tmp_path, _planogram(), trackers=(CAMERA,))
-    b.tick(1)
-    b.gate("entry", "tok-1")
+    b = shopper_bench(tmp_path, _planogram(), trackers=(CAMERA,))
     yield b
     b.store.close()
 
