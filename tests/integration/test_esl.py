@@ -87,11 +87,15 @@ def test_a_price_change_reaches_both_labels_and_the_next_receipt(mosquitto, labe
             items = api.get("/api/v1/esl").json()["items"]
             return {i["device_id"]: i["displayed_price_minor"] for i in items if i["in_sync"]}
 
+        # The label reports what it shows and acknowledges the command in two messages:
+        # wait for both, the ack event may land a moment after the shown price.
         wait_for(
             lambda: (
-                shown().get("esl-water-1") == new_price and shown().get("esl-water-2") == new_price
+                shown().get("esl-water-1") == new_price
+                and shown().get("esl-water-2") == new_price
+                and all(len(_acks(store, d)) >= 2 for d in ("esl-water-1", "esl-water-2"))
             ),
-            what="both water labels showing the new price",
+            what="both water labels showing the new price and acknowledging it",
         )
         for device in ("esl-water-1", "esl-water-2"):
             assert labels[device].display.price_minor == new_price
