@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import cv2
+from paho.mqtt.enums import MQTTErrorCode
 
 from devices.protocol import (
     DeviceType,
@@ -91,6 +92,7 @@ class SimCamera(SimDevice):
         self.fps = fps
         self.loop = loop
         self.jpeg_quality = jpeg_quality
+        #: Frames handed to the MQTT client; those lost to a dropped link do not count.
         self.sent = 0
         self.finished = threading.Event()
         self._halt_frames = threading.Event()
@@ -124,8 +126,9 @@ class SimCamera(SimDevice):
                 )
                 if ok and self.connected:
                     payload = encode_camera_frame(self.next_seq(), now_ms(), jpeg.tobytes())
-                    self._client.publish(topic, payload, qos=0)
-                    self.sent += 1
+                    info = self.publish_bytes(topic, payload, qos=0)
+                    if info.rc == MQTTErrorCode.MQTT_ERR_SUCCESS:
+                        self.sent += 1
                 next_t += period
                 self._halt_frames.wait(max(0.0, next_t - time.monotonic()))
             cap.release()

@@ -190,13 +190,38 @@ class SimDevice:
     def publish(
         self, topic: str, message: BaseModel, qos: int = 1, *, retain: bool = False
     ) -> mqtt.MQTTMessageInfo:
-        """Send one protocol model (JSON wire form) on ``topic``."""
+        """Send one protocol model (JSON wire form) on ``topic``.
+
+        While the link is down the message is lost (:func:`not_sent`); with
+        :attr:`wire_faults` set it goes through them, else through :meth:`publish_bytes`.
+        """
         if self._link_down.is_set():
             return not_sent()
         wire = self.wire_faults
         if wire is not None:
             return wire.publish(self._client, topic, message, qos, retain=retain)
-        return self._client.publish(topic, encode(message), qos=qos, retain=retain)
+        return self.publish_bytes(topic, encode(message), qos, retain=retain)
+
+    def publish_bytes(
+        self, topic: str, payload: bytes, qos: int = 0, *, retain: bool = False
+    ) -> mqtt.MQTTMessageInfo:
+        """Send an already-encoded payload (a camera frame, say) on ``topic``.
+
+        While the link is down the payload is lost and :func:`not_sent` comes back,
+        exactly as for :meth:`publish`.
+
+        :attr:`wire_faults` do NOT apply here, on purpose: ``WireFaults.publish`` works
+        on the protocol model, not on bytes.  Clock skew rewrites the model's ``ts``,
+        impersonation its ``device_id`` (the topic follows), and births are exempted by
+        their model type; a binary payload such as
+        :func:`devices.protocol.encode_camera_frame` has no model to rewrite.  Applying
+        only the byte-level faults (duplicate, reorder) would be a new, half fault path,
+        so raw payloads go out as given, as camera frames always have.  A dropped link
+        (:meth:`drop_link`) does lose them.
+        """
+        if self._link_down.is_set():
+            return not_sent()
+        return self._client.publish(topic, payload, qos=qos, retain=retain)
 
     def wait_connected(self, timeout: float) -> bool:
         return self._connected.wait(timeout)

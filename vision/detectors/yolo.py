@@ -14,7 +14,9 @@ Coordinates are pixels of the letterboxed input (or 0..1 of it: then they are sc
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Literal
 
 import cv2
 import numpy as np
@@ -70,42 +72,72 @@ def to_tensor(image: Image) -> FloatArray:
     return chw[None]
 
 
-def detect_layout(shape: tuple[int, ...], num_classes: int | None) -> Layout:
-    """Which layout an output of this shape is (batch first)."""
+KnownLayout = Literal["v5", "v8", "end2end"]
+
+
+@dataclass(frozen=True, slots=True)
+class OutputLayout:
+    """How to read a YOLO output (what :func:`resolve_layout` found)."""
+
+    #: The layout: ``v5``, ``v8`` or ``end2end`` (never ``auto``).
+    kind: KnownLayout
+    #: The rows are channels first, ``(4 + C, N)``: transpose for one candidate a row.
+    transpose: bool
+    #: The number of classes; ``None`` where neither the caller nor the shape tells.
+    num_classes: int | None
+
+
+def resolve_layout(
+    shape: Sequence[int], num_classes: int | None = None, layout: Layout = "auto"
+) -> OutputLayout:
+    """The one place that tells a YOLO output's layout from its shape (batch first).
+
+    With ``num_classes`` known, ``(1, 4+C, N)`` is a channels-first v8 output (unless
+    square: ``N == 4+C`` reads as rows), then ``(1, N, 5+C)`` is v5, ``(1, N, 4+C)`` a
+    v8 output already transposed and ``(1, N, 6)`` end2end; any other shape is a
+    ``ValueError``.  Without it, more columns than rows is v8 (channels first), else v5
+    (class count ``b - 5``, unless the shape is square or ``(1, N, 6)``, which might as
+    well be end2end: then ``None``).  A forced ``layout`` is trusted as given: only the
+    transposition and the class count are worked out.
+    """
     if len(shape) != 3:
-        raise ValueError(f"YOLO output must have 3 dimensions (1, a, b), got {shape}")
-    _, a, b = shape
-    if num_classes is None:
-        return "v8" if a < b else "v5"
-    if a == 4 + num_classes and (b not in (4 + num_classes, 5 + num_classes) or a < b):
-        return "v8"
-    if b == 5 + num_classes:
-        return "v5"
-    if b == 4 + num_classes:
-        return "v8"  # (1, N, 4 + C): a v8 output already transposed
-    if b == 6:
-        return "end2end"
-    raise ValueError(
-        f"output shape {shape} fits no YOLO layout for {num_classes} classes "
-        "(v5: (1, N, 5+C); v8: (1, 4+C, N); end2end: (1, N, 6))"
-    )
-
-
-def _rows(
-    arr: npt.NDArray[np.float64], kind: Layout, num_classes: int | None
-) -> npt.NDArray[np.float64]:
-    """One candidate per row."""
-    rows: npt.NDArray[np.float64] = arr[0]
-    if kind == "v8":
-        a, b = rows.shape
-        channels_first = (
-            a == 4 + num_classes and (b != 4 + num_classes or a < b)
-            if num_classes is not None
-            else a < b
-        )
+        raise ValueError(f"YOLO output must have 3 dimensions (1, a, b), got {tuple(shape)}")
+    a, b = int(shape[1]), int(shape[2])
+    if num_classes is not None:
+        channels_first = a == 4 + num_classes and b != a
+        if layout != "auto":
+            return OutputLayout(layout, layout == "v8" and channels_first, num_classes)
         if channels_first:
-            rows = rows.T
-    return rows
+            return OutputLayout("v8", True, num_classes)
+        if b == 5 + num_classes:
+            return OutputLayout("v5", False, num_classes)
+        if b == 4 + num_classes:
+            return OutputLayout("v8", False, num_classes)  # (1, N, 4 + C): already transposed
+        if b == 6:
+            return OutputLayout("end2end", False, num_classes)
+        raise ValueError(
+            f"output shape {tuple(shape)} fits no YOLO layout for {num_classes} classes "
+            f"(v5: (1, N, {5 + num_classes}); v8: (1, {4 + num_classes}, N) "
+            f"or (1, N, {4 + num_classes}); end2end: (1, N, 6))"
+        )
+    if layout == "end2end":
+        return OutputLayout("end2end", False, None)  # the class count is not in the shape
+    if layout == "v8" or (layout == "auto" and a < b):
+        return OutputLayout("v8", a < b, _at_least_one(min(a, b) - 4))
+    # Guessed v5 from a square (1, N, N) or a (1, N, 6): as well a v8 or an end2end output.
+    ambiguous = layout == "auto" and b in {a, 6}
+    return OutputLayout("v5", False, None if ambiguous else _at_least_one(b - 5))
+
+
+def _at_least_one(count: int) -> int | None:
+    """A class count, or ``None`` for a shape with no room for class scores (decode
+    then says so)."""
+    return count if count >= 1 else None
+
+
+def detect_layout(shape: Sequence[int], num_classes: int | None) -> KnownLayout:
+    """Which layout an output of this shape is (batch first); see :func:`resolve_layout`."""
+    return resolve_layout(shape, num_classes).kind
 
 
 def decode(
@@ -123,8 +155,9 @@ def decode(
     arr = np.asarray(output, dtype=np.float64)
     if arr.ndim == 2:
         arr = arr[None]
-    kind = detect_layout(arr.shape, num_classes) if layout == "auto" else layout
-    rows = _rows(arr, kind, num_classes)
+    resolved = resolve_layout(arr.shape, num_classes, layout)
+    kind = resolved.kind
+    rows: npt.NDArray[np.float64] = arr[0].T if resolved.transpose else arr[0]  # one per row
     if kind == "end2end":
         boxes = rows[:, :4].copy()
         scores = rows[:, 4]

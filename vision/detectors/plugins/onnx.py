@@ -161,11 +161,10 @@ def _static_size(shape: Sequence[Any], model: Path) -> tuple[int, int]:
 
 
 def _guess_classes(shape: Sequence[Any], layout: Layout) -> int | None:
+    """The class count the model's output shape tells (None: it does not, e.g. a
+    dynamic dimension); :func:`vision.detectors.yolo.resolve_layout` reads the shape."""
     if len(shape) != 3 or not all(isinstance(d, int) for d in shape[1:]):
         return None
-    a, b = int(shape[1]), int(shape[2])
-    if layout == "v5" or (layout == "auto" and a > b and b != 6):
-        return b - 5
-    if layout == "v8" or (layout == "auto" and a < b):
-        return min(a, b) - 4
-    return None
+    from vision.detectors.yolo import resolve_layout  # noqa: PLC0415 - yolo imports this module
+
+    return resolve_layout((1, int(shape[1]), int(shape[2])), None, layout).num_classes
