@@ -58,11 +58,11 @@ def play(store: LiveStore) -> None:
         store.gateway.ack_alert(choc[0]["alert_id"], "ann")
     # Two shoppers in the store and no cameras: who took the crisps?
     sim.entry_gate.pass_through("shopper-ann")
-    time.sleep(1.0)
+    _wait(lambda: store.read(lambda s: s.session("shopper-ann")), "ann in the store")
     sim.shelves["shelf-1"].change(1, -350.0, 0.4)  # a cola for ann, alone in the store
-    time.sleep(2.0)
+    _wait(lambda: store.read(lambda s: s.cart("shopper-ann")), "the cola in ann's cart")
     sim.entry_gate.pass_through("shopper-bob")
-    time.sleep(1.0)
+    _wait(lambda: store.read(lambda s: s.session("shopper-bob")), "bob in the store")
     sim.shelves["shelf-2"].change(2, -190.0, 0.5)
     _wait(lambda: store.read(lambda s: s.reviews(status="open")), "the review item")
     _wait(lambda: store.read(lambda s: s.alerts(kind="cold_chain")), "the cold-chain alert", 60)
@@ -85,7 +85,8 @@ def shoot(url: str, token: str, out: Path, chromium: str) -> list[Path]:
         page.select_option("[data-trace-shelf]", "shelf-1")
         page.wait_for_selector('svg.trace[data-trace="shelf-1"]')
         page.mouse.move(0, 0)
-        time.sleep(1.5)  # let the last panel redraws land
+        # On purpose: a settle for the last panel redraws, which leave nothing to wait for.
+        time.sleep(1.5)
         for name, selector in SHOTS:
             path = out / name
             if selector is None:

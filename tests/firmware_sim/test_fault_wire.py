@@ -176,7 +176,7 @@ def test_power_cycle_restarts_seq_and_uptime_and_keeps_the_birth_count(wire, gat
     topic = heartbeat_topic(unique_store_id, "gate-1")
     for _ in range(20):
         gate.publish(topic, gate.heartbeat())
-    time.sleep(0.3)  # some uptime to lose
+    time.sleep(0.3)  # on purpose: the uptime clock (0.1 s steps) must advance, to be lost
     old = gate.heartbeat()
     gate.drop_link(power_loss=True)
     gate.restore_link()

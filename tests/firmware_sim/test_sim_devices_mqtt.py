@@ -127,7 +127,7 @@ def test_shelf_publishes_birth_state_and_weight_batches(
         assert shelf.connected
         sub.wait_for(lambda: len(sub.on(weight_topic(store, dev))) >= 2)
         first = time.time()
-        time.sleep(2.0)
+        time.sleep(2.0)  # on purpose: the 2 s window over which the batch rate is counted
         batches_at = [m for m in sub.on(weight_topic(store, dev)) if m.at >= first]
     finally:
         shelf.stop()
@@ -202,11 +202,17 @@ def test_shelf_change_shows_up_in_the_samples(
     collectors.append(sub)
     shelf = _shelf(mosquitto, store, dev)
     shelf.start(timeout=5)
+    topic = weight_topic(store, dev)
     try:
-        time.sleep(0.5)
+        sub.wait_for(lambda: len(sub.on(topic)) >= 2)  # the old load is on the wire
         shelf.change(1, -350.0, contact_s=0.4)
+        # The change began by now, so its hand contact is over 0.4 s later.
+        contact_over_ms = time.time() * 1000 + 400
         assert shelf.load_g(1) == pytest.approx(2150.0)
-        time.sleep(1.4)
+        # Until a whole batch sampled after the contact has arrived.
+        sub.wait_for(
+            lambda: any(b.ts >= contact_over_ms for b in _decode_all(sub.on(topic))),
+        )
     finally:
         shelf.stop()
     batches: list[WeightBatch] = _decode_all(sub.on(weight_topic(store, dev)))
@@ -392,7 +398,8 @@ def test_store_simulator_runs_a_scripted_shopper(
         truth = sim.run_script(
             "script-0001", [("pick", "shelf-2", 0, 2), ("putback", "shelf-2", 0, 1)]
         )
-        time.sleep(0.3)
+        # Until the exit event and a shelf batch from its moment on have arrived.
+        sub.wait_for(lambda: _shelf_caught_up_with_exit(sub, store))
     finally:
         sim.stop()
     pasta = planogram.shelf("shelf-2").plates[0].barcode
@@ -415,6 +422,14 @@ def test_store_simulator_runs_a_scripted_shopper(
     ]
     assert quiet
     assert max(quiet) - min(quiet) < 15
+
+
+def _shelf_caught_up_with_exit(sub: Collector, store: str) -> bool:
+    exits = _decode_all(sub.on(gate_topic(store, "gate-out")))
+    if not exits:
+        return False
+    batches = _decode_all(sub.on(weight_topic(store, "shelf-2")))
+    return any(b.ts >= exits[0].ts for b in batches)
 
 
 @pytest.mark.slow
@@ -447,10 +462,13 @@ def test_a_thirty_second_run_has_at_least_three_complete_shoppers(
         target=sim.run, args=(stop,), kwargs={"on_done": lambda t: done.append(t.token)}
     )
     runner.start()
-    time.sleep(30)
-    stop.set()
-    runner.join(timeout=15)
-    sim.stop()
+    try:
+        # Three shoppers done within the thirty seconds (no need to sit out the rest).
+        sub.wait_for(lambda: len(done) >= 3, timeout=30)
+    finally:
+        stop.set()
+        runner.join(timeout=15)
+        sim.stop()
     assert not runner.is_alive()
     assert len(done) >= 3  # plus the one in the store at 30 s, which finishes too
     sub.wait_for(lambda: len(sub.on(gate_topic(store, "gate-out"))) == len(done))

@@ -11,10 +11,10 @@ import os
 import signal
 import subprocess
 import sys
-import time
 import urllib.request
 
 from edge.mqtt.broker import free_port
+from edge.store.repo import Store
 from tests.integration.conftest import wait_for
 
 
@@ -56,6 +56,15 @@ def _hq_transactions(port: int, store_id: str, token: str) -> list[dict]:
             return items
 
 
+def _receipt_count(db) -> int:
+    """Receipts the demo's gateway has issued (read from its database)."""
+    store = Store.open(db, readonly=True)
+    try:
+        return store.receipt_count()
+    finally:
+        store.close()
+
+
 def test_hq_down_for_part_of_a_demo_run_still_gets_every_transaction_once(tmp_path):
     admin = "test-admin-token"
     env = {**os.environ, "STOREEDGE_HQ_ADMIN_TOKEN": admin, "STOREEDGE_LOG_LEVEL": "WARNING"}
@@ -94,11 +103,21 @@ def test_hq_down_for_part_of_a_demo_run_still_gets_every_transaction_once(tmp_pa
         stderr=subprocess.PIPE,
         text=True,
     )
+    gw_db = tmp_path / "gw" / "gateway.db"
     try:
-        time.sleep(8)
+        wait_for(
+            lambda: _hq_transactions(port, store_id, admin),
+            timeout=60,
+            what="HQ to hold the store's first transaction",
+        )
         hq.send_signal(signal.SIGKILL)  # HQ gone without warning ...
         hq.wait(timeout=10)
-        time.sleep(12)  # ... while shoppers keep leaving
+        issued = _receipt_count(gw_db)
+        wait_for(  # ... while shoppers keep leaving
+            lambda: _receipt_count(gw_db) >= issued + 2,
+            timeout=60,
+            what="two receipts issued while HQ is down",
+        )
         hq = _start_hq(hq_db, port, env)
         out, err = demo.communicate(timeout=150)
     finally:

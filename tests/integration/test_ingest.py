@@ -52,7 +52,7 @@ def test_the_same_telemetry_delivered_twice_changes_nothing(running_gateway, raw
     for batch in before:
         raw_device.send(topic, batch)
     wait_for(lambda: gw.dispatcher.counts["duplicates"] >= len(before), what="duplicates")
-    time.sleep(0.5)
+    time.sleep(0.5)  # on purpose: time for a wrong put-back or extra duplicate to show (absence)
     assert store.cart("dup-shopper") == {water: 1}
     assert gw.dispatcher.counts["duplicates"] == len(before)
     cart_events = list(store.events("cart_change"))

@@ -4,19 +4,22 @@ JPEG frames of a simulated camera consumed by a camera worker.  Needs Mosquitto.
 from __future__ import annotations
 
 import json
+import logging
 import threading
 import time
 from pathlib import Path
 
 import paho.mqtt.client as mqtt
+import pytest
 import yaml
 from paho.mqtt.enums import CallbackAPIVersion
 from typer.testing import CliRunner
 
-from devices.protocol import Positions, decode, positions_topic
+from devices.protocol import Positions, camera_frame_topic, decode, positions_topic
 from edge.cli import app
 from edge.commands.vision import CameraRunner
 from firmware_sim.camera import SimCamera
+from tests.integration.conftest import wait_for
 from vision.config import VisionConfig
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -102,9 +105,33 @@ def test_vision_run_publishes_floor_positions(
     assert xs[-1] - xs[0] > 1.0
 
 
-def test_frames_over_mqtt_feed_a_camera_worker(
-    mosquitto: object, unique_store_id: str, walking_video: Path
+def _wait_until_subscribed(
+    caplog: pytest.LogCaptureFixture, host: str, port: int, topic: str
 ) -> None:
+    """Until the runner gets what is published on ``topic``: probe it with a payload too
+    short to be a frame, which the runner logs and drops (it counts no frame)."""
+    probe = mqtt.Client(CallbackAPIVersion.VERSION2)
+    probe.connect(host, port)
+    probe.loop_start()
+
+    def probe_dropped() -> bool:
+        probe.publish(topic, b"probe", qos=0)
+        return any("dropped" in r.getMessage() and topic in r.getMessage() for r in caplog.records)
+
+    try:
+        wait_for(probe_dropped, timeout=10, what="the runner's subscription to " + topic)
+    finally:
+        probe.disconnect()
+        probe.loop_stop()
+
+
+def test_frames_over_mqtt_feed_a_camera_worker(
+    mosquitto: object,
+    unique_store_id: str,
+    walking_video: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.WARNING, logger="edge.commands.vision")
     vision = VisionConfig.model_validate(
         {"cameras": [{"name": "cam-sim", "source": "mqtt:simcam", "stall_timeout_s": 5}]}
     )
@@ -118,7 +145,12 @@ def test_frames_over_mqtt_feed_a_camera_worker(
         walking_video,
         fps=40.0,
     )
-    time.sleep(0.5)  # the runner's subscription is in place
+    _wait_until_subscribed(
+        caplog,
+        mosquitto.host,  # type: ignore[attr-defined]
+        mosquitto.port,  # type: ignore[attr-defined]
+        camera_frame_topic(unique_store_id, "simcam"),
+    )
     camera.start()
     try:
         assert camera.finished.wait(20)
