@@ -7,6 +7,8 @@ event goes to review instead of into the wrong cart.
 
 from __future__ import annotations
 
+import itertools
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -26,6 +28,13 @@ HAND_TOUCH_M = 0.1
 HAND_ELSEWHERE_M = 0.8
 #: Hand positions this long before and after the change count.
 HAND_SLACK_MS = 300
+#: A hand with this many frames within reach of the plates while they changed reached
+#: into them, however briefly (a quick grab beside a longer one, merged into one event).
+CONTACT_FRAMES = 2
+#: Changes split between at most this many hands (one plate each, then the rest).
+MAX_SPLIT_HANDS = 4
+#: The problem named when more than one hand was at the changed plates.
+TWO_HANDS = "two hands on the shelf"
 
 PlateKey = tuple[str, int]
 
@@ -125,17 +134,81 @@ class Associator:
         if len(touching) == 1:  # one hand on the plates, the others only near them
             return Attribution(touching[0], shoppers, None)
         if len(touching) > 1 or (len(ranked) > 1 and ranked[1][0] - ranked[0][0] < HAND_MARGIN_M):
-            return Attribution(None, shoppers, "two hands on the shelf")
+            return Attribution(None, shoppers, TWO_HANDS)
         return Attribution(ranked[0][2], shoppers, None)
 
-    def hand_to_plate(self, token: str, event: ShelfEvent, plate: int) -> float | None:
-        """How near (mean, metres) ``token``'s hand was to one plate of ``event`` while it
-        changed; None without hand positions there."""
-        spot = self._plate_xyz.get((event.device_id, plate))
-        if spot is None or not self.positions.tracking_hands:
+    def reached(self, event: ShelfEvent, who: Attribution) -> list[str]:
+        """The shoppers whose hands reached into the changed plates while they changed:
+        those within reach on average (``who.touching``), and those seen there for at
+        least ``CONTACT_FRAMES`` frames, however short a part of the change that was."""
+        hands = list(who.touching)
+        for s in who.shoppers:
+            token = s["session_token"]
+            if token in hands or "hand_m" not in s:
+                continue
+            contact = self._contact(event, token)
+            if contact is not None and contact[1] >= CONTACT_FRAMES:
+                hands.append(token)
+        return hands
+
+    def plates_by_hand(self, event: ShelfEvent, tokens: list[str]) -> dict[str, list[int]]:
+        """Each plate of ``event`` to the hand of ``tokens`` that worked nearest it while
+        the plates changed (where each hand was while within reach of the plates,
+        :meth:`PositionBook.hand_contact`); empty without hand positions there."""
+        spots = {
+            p: self._plate_xyz[(event.device_id, p)]
+            for p in event.plates
+            if (event.device_id, p) in self._plate_xyz
+        }
+        if len(spots) != len(event.plates):
+            return {}
+        contacts: dict[str, tuple[float, float, float]] = {}
+        for token in tokens:
+            contact = self._contact(event, token)
+            if contact is not None:
+                contacts[token] = contact[0]
+        if not contacts:
+            return {}
+        owner: dict[int, str] = {}
+        hands = sorted(contacts)
+        if len(hands) <= min(len(spots), MAX_SPLIT_HANDS):
+            # Every hand that reached in made part of the change: one plate each first,
+            # the nearest way round in all (hands a plate apart, each near both plates).
+            seat = min(
+                itertools.permutations(sorted(spots), len(hands)),
+                key=lambda plates: sum(
+                    math.dist(contacts[t], spots[p]) for t, p in zip(hands, plates, strict=True)
+                ),
+            )
+            owner = dict(zip(seat, hands, strict=True))
+        plates_of: dict[str, list[int]] = {}
+        for plate, spot in spots.items():
+            token = owner.get(plate) or min(
+                contacts, key=lambda t: (math.dist(contacts[t], spot), t)
+            )
+            plates_of.setdefault(token, []).append(plate)
+        return plates_of
+
+    def _contact(
+        self, event: ShelfEvent, token: str
+    ) -> tuple[tuple[float, float, float], int] | None:
+        """Where ``token``'s hand worked within reach of ``event``'s plates while they
+        changed, and for how many frames."""
+        spots = [
+            self._plate_xyz[(event.device_id, p)]
+            for p in event.plates
+            if (event.device_id, p) in self._plate_xyz
+        ]
+        if not spots or not self.positions.tracking_hands:
             return None
-        d = self._hand_distance(token, event, spot)
-        return None if d is None else d[0]
+        x, y, z = _centre(spots)
+        return self.positions.hand_contact(
+            token,
+            event.start_ms - HAND_SLACK_MS,
+            event.settled_ms + HAND_SLACK_MS,
+            (x, y, z),
+            HAND_REACH_M,
+        )
 
     def _hand_distance(
         self, token: str, event: ShelfEvent, spot: tuple[float, float, float]

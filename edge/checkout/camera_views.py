@@ -38,6 +38,7 @@ class _Held:
     deadline_ms: int
     split: Attribution | None = None  # a part of an event split between hands: its shopper
     second: bool = False  # it has one view and waits for another (two products?)
+    shelf_wait: bool = False  # two hands: it waits for another change on its shelf
 
 
 class _PickLatencies(Protocol):
@@ -90,7 +91,7 @@ class CameraViews:
         sighting = Sighting(camera, shelf_id, where, ts_ms, scores, token, action)
         self.sightings.add(sighting, self.clock_ms())
         for held in self._held:
-            if self.sightings.fits(sighting, held.event, held.token):
+            if not held.shelf_wait and self.sightings.fits(sighting, held.event, held.token):
                 self._held.remove(held)
                 self.sightings.stats.held_then_seen += 1
                 # Its first view may still call for a second (several units, or a
@@ -196,11 +197,18 @@ class CameraViews:
         self.sightings.stats.held += 1
 
     def _release_held(self) -> None:
-        """Events that waited long enough for a view are decided without one."""
+        """Events that waited long enough for a view are decided without one; those
+        waiting for their shelf, once it is still."""
         now = self.clock_ms()
-        for held in [h for h in self._held if now >= h.deadline_ms]:
-            self._held.remove(held)
-            self._on_shelf_event(held.event, final=True, who=held.split)
+        for held in list(self._held):
+            if held.shelf_wait:
+                shelf = self.shelves.get(held.event.device_id)
+                if now >= held.deadline_ms or shelf is None or not shelf.in_motion:
+                    self._held.remove(held)
+                    self._on_shelf_event(held.event, hold_until=held.deadline_ms)
+            elif now >= held.deadline_ms:
+                self._held.remove(held)
+                self._on_shelf_event(held.event, final=True, who=held.split)
 
     def _vision_json(
         self, seen: Sighting, by_weight: Hypothesis | None, best: Hypothesis | None

@@ -20,7 +20,8 @@ from typing import Any
 
 from devices.layout import Planogram, Product
 from devices.protocol import ReceiptLine, ReceiptMessage
-from edge.checkout.association import Associator, Attribution
+from edge.checkout.association import TWO_HANDS, Associator, Attribution
+from edge.checkout.busy_hands import SHELF_WAIT_MS, BusyHands, freed, pair
 from edge.checkout.camera_views import CameraViews, _Held, _hyp_json, _may_be_two
 from edge.checkout.detector import ShelfDetector, ShelfEvent
 from edge.checkout.inference import (
@@ -112,6 +113,8 @@ class CheckoutEngine(CameraViews):
         #: Changes no product explains, that may be a hand pressing (edge.checkout.press).
         self.presses = Presses()
         self._held: list[_Held] = []
+        #: Whom each recent shelf event was put to (two hands at once on one shelf).
+        self.busy_hands = BusyHands()
         #: Told every shelf event after the engine handled it (restock levels).
         self.shelf_listeners: list[Callable[[ShelfEvent], None]] = []
 
@@ -207,18 +210,22 @@ class CheckoutEngine(CameraViews):
         ``hold_until``: it waited for a view already, and may wait no longer than this."""
         split = who is not None
         if who is None:
-            who = self.associator.attribute(event, sorted(self.open_sessions))
-            if (
-                who.token is None
-                and len(who.touching) > 1
-                and self._split_by_hands(event, who, final)
-            ):
-                return
-            if who.token is None and event.delta_g > 0 and len(who.touching) > 1:
-                who = self._who_holds_it(event, who)
+            who = self._attribute(event, final=final, waited=hold_until is not None)
+            if who is None:
+                return  # split between hands, or waiting for its shelf
         cart = self.store.cart(who.token) if event.delta_g > 0 and who.token else None
         candidates = self.live.candidates(event, cart)
         hypotheses = infer(event.delta_g, candidates, self._inference.max_quantity)
+        if (
+            not split
+            and who.token is not None
+            and (not hypotheses or hypotheses[0].likelihood < MIN_LIKELIHOOD)
+            and len(hands := self.associator.reached(event, who)) > 1
+            and self._split_by_hands(event, hands, final)
+        ):
+            return  # no one product explains it, and another hand reached in: two grabs
+        if who.token is not None:
+            self.busy_hands.note(event, who.token)
         nudge = self._nudge(event, candidates, hypotheses)
         seen = self.sightings.take(event, who.token)
         by_weight = hypotheses[0] if hypotheses else None
@@ -397,6 +404,51 @@ class CheckoutEngine(CameraViews):
         )
         return max((h.likelihood for h in found), default=0.0)
 
+    def _attribute(self, event: ShelfEvent, *, final: bool, waited: bool) -> Attribution | None:
+        """Who made ``event``; None when it was split between hands and decided in
+        parts, or waits for another change of its shelf (``waited``: it did already)."""
+        who = self.associator.attribute(event, sorted(self.open_sessions))
+        who = self.busy_hands.free_hand(event, who) or who
+        if who.problem == TWO_HANDS:
+            who = self._pair_with_waiting(event, who) or who
+        if (
+            who.token is None
+            and len(who.touching) > 1
+            and self._split_by_hands(event, who.touching, final)
+        ):
+            return None
+        if who.token is None and event.delta_g > 0 and len(who.touching) > 1:
+            who = self._who_holds_it(event, who)
+        if (
+            who.problem == TWO_HANDS
+            and not final
+            and not waited
+            and self._wait_for_shelf(event, who)
+        ):
+            return None
+        return who
+
+    def _wait_for_shelf(self, event: ShelfEvent, who: Attribution) -> bool:
+        """Two hands at the plates: wait until the shelf is still (``SHELF_WAIT_MS`` at
+        most) for the other changes made at the same moment, settled or settling, whose
+        hands may then be known to be busy there (:mod:`edge.checkout.busy_hands`)."""
+        if event.device_id not in self.shelves:
+            return False
+        self._held.append(_Held(event, who.token, self.clock_ms() + SHELF_WAIT_MS, shelf_wait=True))
+        return True
+
+    def _pair_with_waiting(self, event: ShelfEvent, who: Attribution) -> Attribution | None:
+        """Two hands at once at this change and at another one of the shelf waiting for
+        it: each hand to the change it worked nearest (:func:`busy_hands.pair`); the
+        waiting one then finds its hand by :meth:`BusyHands.free_hand`."""
+        waiting = [h.event for h in self._held if h.shelf_wait]
+        found = pair(event, who.touching, waiting, self.associator.plates_by_hand)
+        if found is None:
+            return None
+        token, other, theirs = found
+        self.busy_hands.note(other, theirs)
+        return freed(who, token, {theirs})
+
     def _who_holds_it(self, event: ShelfEvent, who: Attribution) -> Attribution:
         """Several hands on the plates when something came back: if only one of those
         shoppers holds anything of that weight, it was theirs."""
@@ -417,23 +469,14 @@ class CheckoutEngine(CameraViews):
             return who
         return Attribution(holders[0], who.shoppers, None)
 
-    def _split_by_hands(self, event: ShelfEvent, who: Attribution, final: bool) -> bool:
+    def _split_by_hands(self, event: ShelfEvent, hands: list[str], final: bool) -> bool:
         """Two shoppers' hands on neighbouring plates at once, their changes merged into
         one event: each plate goes to the hand nearest it, and when every hand's part is
         a clear product of its own, each part is decided for its shopper.  Otherwise
         nothing is split (the caller goes on with the whole event)."""
         if len(event.plates) < 2:
             return False
-        plates_of: dict[str, list[int]] = {}
-        for plate in event.plates:
-            near = [
-                (d, token)
-                for token in who.touching
-                if (d := self.associator.hand_to_plate(token, event, plate)) is not None
-            ]
-            if not near:
-                return False
-            plates_of.setdefault(min(near)[1], []).append(plate)
+        plates_of = self.associator.plates_by_hand(event, hands)
         if len(plates_of) < 2:
             return False
         parts: list[tuple[ShelfEvent, str]] = []
@@ -450,18 +493,16 @@ class CheckoutEngine(CameraViews):
             if abs(part.delta_g) < self._detector.min_delta_g:
                 return False
             cart = self.store.cart(token) if part.delta_g > 0 else None
-            best = next(
-                iter(
-                    infer(
-                        part.delta_g, self.live.candidates(part, cart), self._inference.max_quantity
-                    )
-                ),
-                None,
-            )
+            candidates = self.live.candidates(part, cart)
+            best = next(iter(infer(part.delta_g, candidates, self._inference.max_quantity)), None)
             if (
                 best is None
                 or best.likelihood < MIN_LIKELIHOOD
                 or best.confidence < self._inference.min_confidence
+                # placed on the part's own plates (or put there), not only near them: a
+                # share of one item lying across two plates can weigh like anything
+                or {p.barcode: prior for p, prior in candidates}.get(best.barcode, 0.0)
+                <= self._inference.neighbour_prior
             ):
                 return False
             parts.append((part, token))
@@ -473,8 +514,8 @@ class CheckoutEngine(CameraViews):
     def _split_between_hands(
         self, event: ShelfEvent, best: Hypothesis, who: Attribution, body: dict[str, Any]
     ) -> bool:
-        """k hands on the plates and k units gone: each hand took one."""
-        hands = who.touching
+        """k hands reached into the plates and k units gone: each hand took one."""
+        hands = self.associator.reached(event, who)
         if len(hands) < 2 or best.quantity != len(hands):
             return False
         for token in hands:

@@ -61,6 +61,40 @@ class PositionBook:
         )
         return math.dist(mean, spot), math.dist(inside[0], spot)
 
+    def hand_contact(
+        self,
+        token: str,
+        start_ms: int,
+        end_ms: int,
+        spot: tuple[float, float, float],
+        reach_m: float,
+    ) -> tuple[tuple[float, float, float], int] | None:
+        """Where the shopper's hand was while it was at ``spot`` between start and end,
+        and for how many frames: the mean of its frames within ``reach_m`` of it; None
+        when none came that near.
+
+        Unlike :meth:`hand_distance`, which says *how near* a hand came, this says
+        *where along the shelf* it worked: the mean of the frames near the shelf
+        averages the tracker's noise out, so that hands a plate apart stay apart.
+        """
+        hands = self._hands.get(token)
+        if not hands:
+            return None
+        near = [
+            (x, y, z)
+            for t, x, y, z in hands
+            if start_ms <= t <= end_ms and math.dist((x, y, z), spot) <= reach_m
+        ]
+        if not near:
+            return None
+        n = len(near)
+        mean = (
+            sum(p[0] for p in near) / n,
+            sum(p[1] for p in near) / n,
+            sum(p[2] for p in near) / n,
+        )
+        return mean, n
+
     @property
     def tracking_hands(self) -> bool:
         return bool(self._hands)
