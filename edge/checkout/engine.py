@@ -20,10 +20,11 @@ from typing import Any
 
 from devices.layout import Planogram, Product
 from devices.protocol import ReceiptLine, ReceiptMessage
-from edge.checkout.association import TWO_HANDS, Associator, Attribution
-from edge.checkout.busy_hands import SHELF_WAIT_MS, BusyHands, freed, pair
+from edge.checkout.association import Associator, Attribution
+from edge.checkout.busy_hands import BusyHands
 from edge.checkout.camera_views import CameraViews, _Held, _hyp_json, _may_be_two
 from edge.checkout.detector import ShelfDetector, ShelfEvent
+from edge.checkout.hands import Hands
 from edge.checkout.inference import (
     MIN_LIKELIHOOD,
     READING_NOISE_G,
@@ -77,7 +78,7 @@ class Latencies:
             listener("exit_to_receipt", ms)
 
 
-class CheckoutEngine(CameraViews):
+class CheckoutEngine(CameraViews, Hands):
     def __init__(
         self,
         planogram: Planogram,
@@ -403,132 +404,6 @@ class CheckoutEngine(CameraViews):
             event.delta_g, self.live.candidates(event, None), self._inference.max_quantity
         )
         return max((h.likelihood for h in found), default=0.0)
-
-    def _attribute(self, event: ShelfEvent, *, final: bool, waited: bool) -> Attribution | None:
-        """Who made ``event``; None when it was split between hands and decided in
-        parts, or waits for another change of its shelf (``waited``: it did already)."""
-        who = self.associator.attribute(event, sorted(self.open_sessions))
-        who = self.busy_hands.free_hand(event, who) or who
-        if who.problem == TWO_HANDS:
-            who = self._pair_with_waiting(event, who) or who
-        if (
-            who.token is None
-            and len(who.touching) > 1
-            and self._split_by_hands(event, who.touching, final)
-        ):
-            return None
-        if who.token is None and event.delta_g > 0 and len(who.touching) > 1:
-            who = self._who_holds_it(event, who)
-        if (
-            who.problem == TWO_HANDS
-            and not final
-            and not waited
-            and self._wait_for_shelf(event, who)
-        ):
-            return None
-        return who
-
-    def _wait_for_shelf(self, event: ShelfEvent, who: Attribution) -> bool:
-        """Two hands at the plates: wait until the shelf is still (``SHELF_WAIT_MS`` at
-        most) for the other changes made at the same moment, settled or settling, whose
-        hands may then be known to be busy there (:mod:`edge.checkout.busy_hands`)."""
-        if event.device_id not in self.shelves:
-            return False
-        self._held.append(_Held(event, who.token, self.clock_ms() + SHELF_WAIT_MS, shelf_wait=True))
-        return True
-
-    def _pair_with_waiting(self, event: ShelfEvent, who: Attribution) -> Attribution | None:
-        """Two hands at once at this change and at another one of the shelf waiting for
-        it: each hand to the change it worked nearest (:func:`busy_hands.pair`); the
-        waiting one then finds its hand by :meth:`BusyHands.free_hand`."""
-        waiting = [h.event for h in self._held if h.shelf_wait]
-        found = pair(event, who.touching, waiting, self.associator.plates_by_hand)
-        if found is None:
-            return None
-        token, other, theirs = found
-        self.busy_hands.note(other, theirs)
-        return freed(who, token, {theirs})
-
-    def _who_holds_it(self, event: ShelfEvent, who: Attribution) -> Attribution:
-        """Several hands on the plates when something came back: if only one of those
-        shoppers holds anything of that weight, it was theirs."""
-        holders = [
-            token
-            for token in who.touching
-            if (cart := self.store.cart(token))
-            and any(
-                h.likelihood >= MIN_LIKELIHOOD
-                for h in infer(
-                    event.delta_g,
-                    self.live.candidates(event, cart),
-                    self._inference.max_quantity,
-                )
-            )
-        ]
-        if len(holders) != 1:
-            return who
-        return Attribution(holders[0], who.shoppers, None)
-
-    def _split_by_hands(self, event: ShelfEvent, hands: list[str], final: bool) -> bool:
-        """Two shoppers' hands on neighbouring plates at once, their changes merged into
-        one event: each plate goes to the hand nearest it, and when every hand's part is
-        a clear product of its own, each part is decided for its shopper.  Otherwise
-        nothing is split (the caller goes on with the whole event)."""
-        if len(event.plates) < 2:
-            return False
-        plates_of = self.associator.plates_by_hand(event, hands)
-        if len(plates_of) < 2:
-            return False
-        parts: list[tuple[ShelfEvent, str]] = []
-        for token, plates in plates_of.items():
-            deltas = tuple(event.deltas_g[event.plates.index(p)] for p in plates)
-            part = ShelfEvent(
-                event.device_id,
-                tuple(plates),
-                deltas,
-                event.start_ms,
-                event.end_ms,
-                event.settled_ms,
-            )
-            if abs(part.delta_g) < self._detector.min_delta_g:
-                return False
-            cart = self.store.cart(token) if part.delta_g > 0 else None
-            candidates = self.live.candidates(part, cart)
-            best = next(iter(infer(part.delta_g, candidates, self._inference.max_quantity)), None)
-            if (
-                best is None
-                or best.likelihood < MIN_LIKELIHOOD
-                or best.confidence < self._inference.min_confidence
-                # placed on the part's own plates (or put there), not only near them: a
-                # share of one item lying across two plates can weigh like anything
-                or {p.barcode: prior for p, prior in candidates}.get(best.barcode, 0.0)
-                <= self._inference.neighbour_prior
-            ):
-                return False
-            parts.append((part, token))
-        for part, token in parts:
-            shoppers = [{"session_token": token, "split_from": list(event.plates)}]
-            self._on_shelf_event(part, final=final, who=Attribution(token, shoppers, None))
-        return True
-
-    def _split_between_hands(
-        self, event: ShelfEvent, best: Hypothesis, who: Attribution, body: dict[str, Any]
-    ) -> bool:
-        """k hands reached into the plates and k units gone: each hand took one."""
-        hands = self.associator.reached(event, who)
-        if len(hands) < 2 or best.quantity != len(hands):
-            return False
-        for token in hands:
-            self.store.change_cart(
-                token,
-                best.barcode,
-                1,
-                event.end_ms,
-                event.device_id,
-                {**body, "barcode": best.barcode, "quantity": 1, "split_between": hands},
-            )
-            self.latencies.pick_to_cart(self.clock_ms() - event.settled_ms)
-        return True
 
     def _cancels_open_pick(self, token: str, event: ShelfEvent, body: dict[str, Any]) -> bool:
         """A put-back that undoes this shopper's pick still waiting in review settles both."""
