@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 import operator
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from edge.config import DetectorConfig
@@ -217,6 +217,28 @@ class ShelfEvent:
     def delta_g(self) -> float:
         return sum(self.deltas_g)
 
+    def part(self, plates: Iterable[int]) -> ShelfEvent:
+        """The changes of some of its plates, as an event of their own."""
+        keep = [i for i, p in enumerate(self.plates) if p in set(plates)]
+        return ShelfEvent(
+            self.device_id,
+            tuple(self.plates[i] for i in keep),
+            tuple(self.deltas_g[i] for i in keep),
+            self.start_ms,
+            self.end_ms,
+            self.settled_ms,
+        )
+
+    def moved(self, min_delta_g: float) -> tuple[ShelfEvent, ShelfEvent] | None:
+        """(where weight went from, where it came to) when the shelf's total stayed
+        within ``min_delta_g`` while plates on both sides changed by at least that
+        much: an item moved between plates, or a put-back and a pick at once."""
+        gone = [p for p, d in zip(self.plates, self.deltas_g, strict=True) if d <= -min_delta_g]
+        came = [p for p, d in zip(self.plates, self.deltas_g, strict=True) if d >= min_delta_g]
+        if abs(self.delta_g) >= min_delta_g or not gone or not came:
+            return None
+        return self.part(gone), self.part(came)
+
 
 #: Plate changes that settle this close together belong to one item.
 GROUP_WINDOW_MS = 700
@@ -227,8 +249,9 @@ class ShelfDetector:
 
     A plate change waits until its neighbouring plates are still, then it is
     merged with the changes of neighbouring plates that settled at about the
-    same time (an item lying across plates); changes that cancel out (an item
-    moved between neighbouring plates) disappear.
+    same time (an item lying across plates); changes that cancel out disappear,
+    unless plates on both sides changed by ``min_delta_g`` (an item moved between
+    neighbouring plates: :meth:`ShelfEvent.moved`).
     """
 
     def __init__(self, device_id: str, plates: int, cfg: DetectorConfig) -> None:
@@ -373,8 +396,11 @@ class ShelfDetector:
             per_plate: dict[int, float] = {}
             for e in merged:
                 per_plate[e.plate] = per_plate.get(e.plate, 0.0) + e.delta_g
-            if abs(sum(per_plate.values())) < self._min_delta:
-                continue  # moved between plates, or a touch that came back
+            if abs(sum(per_plate.values())) < self._min_delta and not (
+                max(per_plate.values()) >= self._min_delta
+                and min(per_plate.values()) <= -self._min_delta
+            ):
+                continue  # a touch that came back (a move between plates is an event)
             plates = tuple(sorted(per_plate))
             out.append(
                 ShelfEvent(

@@ -227,6 +227,10 @@ class CheckoutEngine(CameraViews, Hands):
             return  # no one product explains it, and another hand reached in: two grabs
         if who.token is not None:
             self.busy_hands.note(event, who.token)
+        moved = event.moved(self._detector.min_delta_g)
+        if moved is not None:
+            self._on_move(event, *moved, who.token)
+            return
         nudge = self._nudge(event, candidates, hypotheses)
         seen = self.sightings.take(event, who.token)
         by_weight = hypotheses[0] if hypotheses else None
@@ -424,6 +428,33 @@ class CheckoutEngine(CameraViews, Hands):
                 )
                 return True
         return False
+
+    def _on_move(
+        self, event: ShelfEvent, gone: ShelfEvent, came: ShelfEvent, token: str | None
+    ) -> None:
+        """Weight went from some plates of the shelf to others, the total about the
+        same, and no two hands to split it between: an item moved on the shelf.  No cart
+        changes; when the plates it left say clearly what it was, the live planogram
+        learns where it lies now (``moved`` event, and ``planogram_learned``)."""
+        hypotheses = infer(
+            gone.delta_g, self.live.candidates(gone, None), self._inference.max_quantity
+        )
+        best = hypotheses[0] if hypotheses else None
+        body: dict[str, Any] = {
+            "plates": list(event.plates),
+            "deltas_g": [round(d, 1) for d in event.deltas_g],
+            "from": list(gone.plates),
+            "to": list(came.plates),
+            "candidates": [_hyp_json(h) for h in hypotheses[:3]],
+        }
+        if (
+            best is not None
+            and best.likelihood >= MIN_LIKELIHOOD
+            and best.confidence >= self._inference.min_confidence
+        ):
+            body.update(barcode=best.barcode, quantity=best.quantity)
+            self._learn_place(came, best.barcode)
+        self.store.record_event("moved", event.end_ms, event.device_id, token, body)
 
     def _learn_place(self, event: ShelfEvent, barcode: str) -> None:
         """An item put back where it does not belong is there now: the next pick is right."""

@@ -127,15 +127,7 @@ class Hands:
             return False
         parts: list[tuple[ShelfEvent, str]] = []
         for token, plates in plates_of.items():
-            deltas = tuple(event.deltas_g[event.plates.index(p)] for p in plates)
-            part = ShelfEvent(
-                event.device_id,
-                tuple(plates),
-                deltas,
-                event.start_ms,
-                event.end_ms,
-                event.settled_ms,
-            )
+            part = event.part(plates)
             if abs(part.delta_g) < self._detector.min_delta_g:
                 return False
             cart = self.store.cart(token) if part.delta_g > 0 else None

@@ -6,71 +6,32 @@ of that moment was put to (``edge.checkout.busy_hands``), or splits one merged c
 by where each hand worked (``Associator.plates_by_hand``).
 """
 
-from devices.layout import Planogram
 from edge.checkout.association import Associator, Attribution
 from edge.checkout.busy_hands import BusyHands, at_once
 from edge.checkout.detector import ShelfEvent
 from edge.checkout.positions import PositionBook
 from edge.config import AssociationConfig
-from tests.edge.helpers import Bench
-
-JUICE, BREAD, CIDER = "100", "200", "300"
-Z = 1.0
-
-
-def _planogram(xs: tuple[float, float, float]) -> Planogram:
-    """Juice on plate 0, bread on plate 1, cider on plate 2, at ``xs``."""
-    products = [
-        {"barcode": JUICE, "name": "juice", "unit_weight_g": 400, "price_minor": 250},
-        {"barcode": BREAD, "name": "bread", "unit_weight_g": 600, "price_minor": 300},
-        {"barcode": CIDER, "name": "cider", "unit_weight_g": 850, "price_minor": 280},
-    ]
-    plates = [
-        {"plate": i, "barcode": b, "stock": 5, "x": x, "y": 0.0, "z": Z}
-        for i, (b, x) in enumerate(zip((JUICE, BREAD, CIDER), xs, strict=True))
-    ]
-    return Planogram.model_validate(
-        {"products": products, "shelves": [{"device_id": "shelf-1", "plates": plates}]}
-    )
-
-
-#: Plates 10 cm apart; narrow ones, 6 cm apart.
-WIDE, NARROW = (0.0, 0.1, 0.2), (0.0, 0.06, 0.12)
-
-
-def _bench(tmp_path, xs: tuple[float, float, float] = WIDE) -> Bench:
-    b = Bench(tmp_path, _planogram(xs), trackers=("tracker-1",))
-    b.tick(1)
-    b.gate("entry", "left-1")
-    b.gate("entry", "right-1")
-    b.tick(1, where=REST)
-    return b
-
-
-REST = {"left-1": (0.0, -0.8, 0.0, -0.6, 0.8), "right-1": (0.2, -0.8, 0.2, -0.6, 0.8)}
-
-
-def _hands(left_x: float, right_x: float, right_z: float = Z) -> dict[str, tuple[float, ...]]:
-    return {
-        "left-1": (0.0, -0.6, left_x, 0.0, Z),
-        "right-1": (0.2, -0.6, right_x, 0.0, right_z),
-    }
-
-
-def _reach(b: Bench, frames: list[dict[str, tuple[float, ...]]]) -> None:
-    """One tracker frame per 200 ms tick, then rest until everything settled."""
-    for where in frames:
-        b.tick(0.2, where=where)
-    b.tick(1.6, where=REST)
+from tests.edge.two_shoppers import (
+    BREAD,
+    CIDER,
+    JUICE,
+    NARROW,
+    WIDE,
+    Z,
+    bench,
+    hands,
+    planogram,
+    reach,
+)
 
 
 def test_two_changes_at_once_each_hand_near_both_go_to_the_hand_that_worked_there(tmp_path):
     """Juice (plate 0) and cider (plate 2, 12 cm away) at the same moment; each hand is
     within 10 cm of both plates, so each change alone has two hands at it."""
-    b = _bench(tmp_path, NARROW)
+    b = bench(tmp_path, NARROW)
     b.loads[("shelf-1", 0)] -= 400
     b.loads[("shelf-1", 2)] -= 850
-    _reach(b, [_hands(0.03, 0.09)] * 3)
+    reach(b, [hands(0.03, 0.09)] * 3)
     assert b.store.reviews() == []
     assert b.store.cart("left-1") == {JUICE: 1}
     assert b.store.cart("right-1") == {CIDER: 1}
@@ -80,10 +41,10 @@ def test_two_changes_at_once_each_hand_near_both_go_to_the_hand_that_worked_ther
 def test_a_hand_put_to_another_change_of_that_moment_did_not_make_this_one(tmp_path):
     """The right hand was clearly alone at the cider; it also came near the juice, where
     the left hand was: the juice is the left shopper's, whichever change settles first."""
-    b = _bench(tmp_path, NARROW)
+    b = bench(tmp_path, NARROW)
     b.loads[("shelf-1", 0)] -= 400
     b.loads[("shelf-1", 2)] -= 850
-    _reach(b, [_hands(0.0, 0.09)] * 3)
+    reach(b, [hands(0.0, 0.09)] * 3)
     assert b.store.reviews() == []
     assert b.store.cart("left-1") == {JUICE: 1}
     assert b.store.cart("right-1") == {CIDER: 1}
@@ -98,11 +59,11 @@ def test_one_merged_change_no_product_explains_is_split_by_where_each_hand_worke
     """Juice and bread from neighbouring plates at once merge into one 1000 g change.
     Association names the left hand (the right one hovered 15 cm above the bread), but
     the right hand reached in too: each plate goes to the hand that worked at it."""
-    b = _bench(tmp_path)
+    b = bench(tmp_path)
     b.loads[("shelf-1", 0)] -= 400
     b.loads[("shelf-1", 1)] -= 600
-    hover = _hands(0.0, 0.1, right_z=Z + 0.15)
-    _reach(b, [hover, hover, hover])
+    hover = hands(0.0, 0.1, right_z=Z + 0.15)
+    reach(b, [hover, hover, hover])
     assert b.store.reviews() == []
     assert b.store.cart("left-1") == {JUICE: 1}
     assert b.store.cart("right-1") == {BREAD: 1}
@@ -112,11 +73,11 @@ def test_one_merged_change_no_product_explains_is_split_by_where_each_hand_worke
 def test_a_merged_change_is_not_split_into_parts_that_are_not_placed_there(tmp_path):
     """No split when a part would be a product from elsewhere on the shelf: a share of
     an item lying across two plates can weigh like anything."""
-    b = _bench(tmp_path)
+    b = bench(tmp_path)
     b.loads[("shelf-1", 0)] -= 850  # weighs like the cider, which stands on plate 2
     b.loads[("shelf-1", 1)] -= 600
-    hover = _hands(0.0, 0.1, right_z=Z + 0.15)
-    _reach(b, [hover, hover, hover])
+    hover = hands(0.0, 0.1, right_z=Z + 0.15)
+    reach(b, [hover, hover, hover])
     assert b.store.cart("right-1") == {}
     assert CIDER not in b.store.cart("left-1")
     [item] = b.store.reviews()
@@ -129,32 +90,32 @@ def _event(plates: tuple[int, ...], start: int, settled: int) -> ShelfEvent:
 
 
 def test_busy_means_another_change_on_other_plates_of_the_shelf_at_the_same_moment():
-    hands = BusyHands()
-    hands.note(_event((2,), 1_000, 2_000), "right-1")
-    hands.note(_event((0,), 1_000, 2_000), "left-1")  # the same plates: not elsewhere
-    hands.note(_event((5,), 9_000, 9_500), "late-1")  # long after
-    assert hands.busy(_event((0,), 1_500, 2_500), ["right-1", "left-1", "late-1"]) == {"right-1"}
+    busy = BusyHands()
+    busy.note(_event((2,), 1_000, 2_000), "right-1")
+    busy.note(_event((0,), 1_000, 2_000), "left-1")  # the same plates: not elsewhere
+    busy.note(_event((5,), 9_000, 9_500), "late-1")  # long after
+    assert busy.busy(_event((0,), 1_500, 2_500), ["right-1", "left-1", "late-1"]) == {"right-1"}
     assert not at_once(_event((0,), 3_000, 4_000), (2,), 1_000, 2_000)
     assert at_once(_event((0,), 2_200, 4_000), (2,), 1_000, 2_000)  # within the slack
 
 
 def test_free_hand_only_when_exactly_one_hand_is_left():
-    hands = BusyHands()
+    busy = BusyHands()
     event = _event((0,), 1_000, 2_000)
     shoppers = [
         {"session_token": t, "hand_m": 0.05, "touching": True} for t in ("a-1", "b-1", "c-1")
     ]
     who = Attribution(None, shoppers, "two hands on the shelf")
-    assert hands.free_hand(event, who) is None
-    hands.note(_event((2,), 1_000, 2_000), "b-1")
-    assert hands.free_hand(event, who) is None  # a-1 and c-1 are both left
-    hands.note(_event((3,), 1_000, 2_000), "c-1")
-    freed = hands.free_hand(event, who)
+    assert busy.free_hand(event, who) is None
+    busy.note(_event((2,), 1_000, 2_000), "b-1")
+    assert busy.free_hand(event, who) is None  # a-1 and c-1 are both left
+    busy.note(_event((3,), 1_000, 2_000), "c-1")
+    freed = busy.free_hand(event, who)
     assert freed is not None
     assert freed.token == "a-1"
     assert freed.problem is None
     unclear = Attribution(None, shoppers, "two shoppers equally near")
-    assert hands.free_hand(event, unclear) is None  # only for hands at the plates
+    assert busy.free_hand(event, unclear) is None  # only for hands at the plates
 
 
 def _associator(hands: dict[str, list[tuple[float, float]]]) -> Associator:
@@ -164,7 +125,7 @@ def _associator(hands: dict[str, list[tuple[float, float]]]) -> Associator:
         for i, (x, z) in enumerate(frames):
             book.add(token, i * 100, x, -0.6)
             book.add_hand(token, i * 100, x, 0.0, z)
-    return Associator(_planogram(WIDE), book, AssociationConfig())
+    return Associator(planogram(WIDE), book, AssociationConfig())
 
 
 def test_a_brief_reach_beside_a_long_one_counts_as_a_hand_in_the_change():

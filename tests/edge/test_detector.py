@@ -87,13 +87,20 @@ def test_an_item_across_two_plates_is_one_shelf_event():
     assert abs(events[0].delta_g - (-350)) < 4
 
 
-def test_an_item_moved_to_the_next_plate_is_no_event():
+def test_an_item_moved_to_the_next_plate_is_one_event_that_nets_to_nothing():
+    """Not a pick and not a put-back: the engine tells a move (one shopper: the live
+    planogram learns) from a put-back and a pick at once (two hands) by the hands."""
     rng = random.Random(7)
     shelf = ShelfDetector("shelf", 3, CFG)
     events = _shelf_run(
         shelf, [[(1000, 120), (650, 120)], [(500, 120), (850, 120)], [(300, 240)]], rng
     )
-    assert events == []
+    [event] = events
+    assert event.plates == (0, 1)
+    assert abs(event.delta_g) < CFG.min_delta_g
+    moved = event.moved(CFG.min_delta_g)
+    assert moved is not None
+    assert [m.plates for m in moved] == [(0,), (1,)]
 
 
 def test_changes_on_distant_plates_stay_apart():
