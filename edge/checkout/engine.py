@@ -229,7 +229,7 @@ class CheckoutEngine(CameraViews, Hands):
             self.busy_hands.note(event, who.token)
         moved = event.moved(self._detector.min_delta_g)
         if moved is not None:
-            self._on_move(event, *moved, who.token)
+            self._on_move(event, *moved, who)
             return
         nudge = self._nudge(event, candidates, hypotheses)
         seen = self.sightings.take(event, who.token)
@@ -430,7 +430,7 @@ class CheckoutEngine(CameraViews, Hands):
         return False
 
     def _on_move(
-        self, event: ShelfEvent, gone: ShelfEvent, came: ShelfEvent, token: str | None
+        self, event: ShelfEvent, gone: ShelfEvent, came: ShelfEvent, who: Attribution
     ) -> None:
         """Weight went from some plates of the shelf to others, the total about the
         same, and no two hands to split it between: an item moved on the shelf.  No cart
@@ -443,9 +443,12 @@ class CheckoutEngine(CameraViews, Hands):
         body: dict[str, Any] = {
             "plates": list(event.plates),
             "deltas_g": [round(d, 1) for d in event.deltas_g],
+            "start_ms": event.start_ms,
+            "end_ms": event.end_ms,
             "from": list(gone.plates),
             "to": list(came.plates),
             "candidates": [_hyp_json(h) for h in hypotheses[:3]],
+            "shoppers": who.shoppers[:5],
         }
         if (
             best is not None
@@ -454,7 +457,7 @@ class CheckoutEngine(CameraViews, Hands):
         ):
             body.update(barcode=best.barcode, quantity=best.quantity)
             self._learn_place(came, best.barcode)
-        self.store.record_event("moved", event.end_ms, event.device_id, token, body)
+        self.store.record_event("moved", event.end_ms, event.device_id, who.token, body)
 
     def _learn_place(self, event: ShelfEvent, barcode: str) -> None:
         """An item put back where it does not belong is there now: the next pick is right."""

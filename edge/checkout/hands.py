@@ -119,12 +119,16 @@ class Hands:
         """Two shoppers' hands on neighbouring plates at once, their changes merged into
         one event: each plate goes to the hand nearest it, and when every hand's part is
         a clear product of its own, each part is decided for its shopper.  Otherwise
-        nothing is split (the caller goes on with the whole event)."""
+        nothing is split (the caller goes on with the whole event).  Weight that went
+        from one hand's plates to the other's (a put-back and a pick at once) has no
+        whole to fall back on: there a part need only be explained, and an unclear one
+        is decided (waits for a view, goes to review) as a part of its own."""
         if len(event.plates) < 2:
             return False
         plates_of = self.associator.plates_by_hand(event, hands)
         if len(plates_of) < 2:
             return False
+        unclear_ok = event.moved(self._detector.min_delta_g) is not None
         parts: list[tuple[ShelfEvent, str]] = []
         for token, plates in plates_of.items():
             part = event.part(plates)
@@ -136,7 +140,7 @@ class Hands:
             if (
                 best is None
                 or best.likelihood < MIN_LIKELIHOOD
-                or best.confidence < self._inference.min_confidence
+                or (best.confidence < self._inference.min_confidence and not unclear_ok)
                 # placed on the part's own plates (or put there), not only near them: a
                 # share of one item lying across two plates can weigh like anything
                 or {p.barcode: prior for p, prior in candidates}.get(best.barcode, 0.0)

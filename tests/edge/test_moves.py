@@ -46,6 +46,29 @@ def test_a_put_back_and_a_pick_at_once_by_two_shoppers_are_both_decided(tmp_path
     b.store.close()
 
 
+def test_a_put_back_and_an_unclear_pick_at_once_the_pick_alone_goes_to_review(tmp_path):
+    """Two juices of the same weight on plate 0: the pick cannot be told; the put-back
+    is still decided, and only the pick, with its shopper, goes to review."""
+    b = bench(tmp_path, twin=True)
+    b.loads[("shelf-1", 0)] -= 400
+    reach(b, [{"left-1": REST["left-1"], "right-1": (0.2, -0.6, 0.0, 0.0, 1.0)}] * 3)
+    [earlier] = b.store.reviews()  # the right shopper's own pick: which juice?
+    b.gw.resolve_review(
+        earlier["review_id"], barcode=JUICE, quantity=1, session_token="right-1", by="staff-1"
+    )
+    assert b.store.cart("right-1") == {JUICE: 1}
+    b.loads[("shelf-1", 0)] -= 400
+    b.loads[("shelf-1", 1)] += 400
+    reach(b, [hands(0.0, 0.1)] * 3)
+    assert b.store.cart("right-1") == {}
+    assert b.store.cart("left-1") == {}
+    [item] = b.store.reviews(status="open")
+    assert item["session_token"] == "left-1"
+    assert item["body"]["plates"] == [0]
+    assert item["reason"] == "products of similar weight: cannot tell which"
+    b.store.close()
+
+
 def test_moved_needs_both_sides_to_change_and_the_total_to_stay():
     event = ShelfEvent("shelf-1", (0, 1, 2), (-400.0, 396.0, 1.5), 0, 900, 900)
     moved = event.moved(8.0)
