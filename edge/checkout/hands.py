@@ -156,10 +156,15 @@ class Hands:
     def _split_between_hands(
         self, event: ShelfEvent, best: Hypothesis, who: Attribution, body: dict[str, Any]
     ) -> bool:
-        """k hands reached into the plates and k units gone: each hand took one."""
+        """k hands reached into the plates and k units gone: each hand took one.  When
+        the hands worked on different plates and each one's plates hold a clear product
+        of their own, that is what each took (two products of about the same weight,
+        one per hand, can add up to two units of a third)."""
         hands = self.associator.reached(event, who)
         if len(hands) < 2 or best.quantity != len(hands):
             return False
+        if self._split_by_hands(event, hands, final=True):
+            return True
         for token in hands:
             self.store.change_cart(
                 token,

@@ -14,6 +14,7 @@ from edge.config import AssociationConfig
 from tests.edge.two_shoppers import (
     BREAD,
     CIDER,
+    HALF,
     JUICE,
     NARROW,
     WIDE,
@@ -63,6 +64,21 @@ def test_one_merged_change_no_product_explains_is_split_by_where_each_hand_worke
     b.loads[("shelf-1", 0)] -= 400
     b.loads[("shelf-1", 1)] -= 600
     hover = hands(0.0, 0.1, right_z=Z + 0.15)
+    reach(b, [hover, hover, hover])
+    assert b.store.reviews() == []
+    assert b.store.cart("left-1") == {JUICE: 1}
+    assert b.store.cart("right-1") == {BREAD: 1}
+    b.store.close()
+
+
+def test_two_hands_two_products_that_add_up_to_two_units_of_a_third(tmp_path):
+    """A juice (400 g, plate 0) and a bread (600 g, plate 1) at once weigh as much as two
+    500 g melons, which stand on plate 0 too: each hand worked on its own plate, and
+    each plate's change is a clear product of its own, so that is what each took."""
+    b = bench(tmp_path, also={0: [HALF]})
+    b.loads[("shelf-1", 0)] -= 400
+    b.loads[("shelf-1", 1)] -= 600
+    hover = hands(0.0, 0.1, right_z=Z + 0.15)  # association names the left hand
     reach(b, [hover, hover, hover])
     assert b.store.reviews() == []
     assert b.store.cart("left-1") == {JUICE: 1}

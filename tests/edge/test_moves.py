@@ -6,7 +6,7 @@ its shopper), else one shopper moved an item, which the live planogram learns.
 """
 
 from edge.checkout.detector import ShelfEvent
-from tests.edge.two_shoppers import JUICE, REST, bench, hands, reach
+from tests.edge.two_shoppers import JUICE, REST, TWIN, bench, hands, reach
 
 
 def test_an_item_moved_between_plates_changes_no_cart_and_teaches_the_planogram(tmp_path):
@@ -49,7 +49,7 @@ def test_a_put_back_and_a_pick_at_once_by_two_shoppers_are_both_decided(tmp_path
 def test_a_put_back_and_an_unclear_pick_at_once_the_pick_alone_goes_to_review(tmp_path):
     """Two juices of the same weight on plate 0: the pick cannot be told; the put-back
     is still decided, and only the pick, with its shopper, goes to review."""
-    b = bench(tmp_path, twin=True)
+    b = bench(tmp_path, also={0: [TWIN]})
     b.loads[("shelf-1", 0)] -= 400
     reach(b, [{"left-1": REST["left-1"], "right-1": (0.2, -0.6, 0.0, 0.0, 1.0)}] * 3)
     [earlier] = b.store.reviews()  # the right shopper's own pick: which juice?
