@@ -101,17 +101,12 @@ class Associator:
     def _hand_ranks(self, event: ShelfEvent, sessions: list[str]) -> list[tuple[float, float, str]]:
         """(mean, nearest, token) of the hands seen while the plates changed, nearest
         first; empty when the tracker reports no hands."""
-        spots = [
-            self._plate_xyz[(event.device_id, p)]
-            for p in event.plates
-            if (event.device_id, p) in self._plate_xyz
-        ]
-        if not spots or not self.positions.tracking_hands:
+        spot = self._hand_spot(event)
+        if spot is None:
             return []
-        x, y, z = _centre(spots)
         ranked: list[tuple[float, float, str]] = []
         for token in sessions:
-            d = self._hand_distance(token, event, (x, y, z))
+            d = self._hand_distance(token, event, spot)
             if d is not None:
                 ranked.append((d[0], d[1], token))
         ranked.sort()
@@ -194,6 +189,20 @@ class Associator:
     ) -> tuple[tuple[float, float, float], int] | None:
         """Where ``token``'s hand worked within reach of ``event``'s plates while they
         changed, and for how many frames."""
+        spot = self._hand_spot(event)
+        if spot is None:
+            return None
+        return self.positions.hand_contact(
+            token,
+            event.start_ms - HAND_SLACK_MS,
+            event.settled_ms + HAND_SLACK_MS,
+            spot,
+            HAND_REACH_M,
+        )
+
+    def _hand_spot(self, event: ShelfEvent) -> tuple[float, float, float] | None:
+        """The centre (3-D) of ``event``'s plates, where hands are measured from; None
+        without plate heights or hand positions."""
         spots = [
             self._plate_xyz[(event.device_id, p)]
             for p in event.plates
@@ -202,13 +211,7 @@ class Associator:
         if not spots or not self.positions.tracking_hands:
             return None
         x, y, z = _centre(spots)
-        return self.positions.hand_contact(
-            token,
-            event.start_ms - HAND_SLACK_MS,
-            event.settled_ms + HAND_SLACK_MS,
-            (x, y, z),
-            HAND_REACH_M,
-        )
+        return x, y, z
 
     def _hand_distance(
         self, token: str, event: ShelfEvent, spot: tuple[float, float, float]

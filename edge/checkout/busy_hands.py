@@ -8,7 +8,7 @@ but one are explained that way, the one left made this change.
 
 The engine notes whom it named for each shelf event (:meth:`BusyHands.note`) and
 asks before sending a two-hands event to review (:meth:`BusyHands.free_hand`).  A
-two-hands event first waits until its shelf is still (the engine's ``_Held`` with
+two-hands event first waits until its shelf is still (the engine's ``Held`` with
 ``shelf_wait``, at most ``SHELF_WAIT_MS``), so the order in which changes of one
 moment settle does not matter.  When two such changes each have the same two hands
 at them, :func:`pair` gives each hand the change it worked nearest.

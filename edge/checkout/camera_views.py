@@ -1,27 +1,25 @@
 """Product cameras in the checkout engine: views of grabs and hand-offs, shelf events
 held for a view, views fused into a decision, and views no weight change fits.
 
-:class:`CameraViews` is a mixin of :class:`edge.checkout.engine.CheckoutEngine`; it
-declares the engine's state and methods it uses.  ``_hyp_json`` lives here too: the
+:class:`CameraViews` is a mixin of :class:`edge.checkout.engine.CheckoutEngine` (an
+:class:`edge.checkout.engine_part.EnginePart`).  ``_hyp_json`` lives here too: the
 engine's weight decisions share it.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from typing import Any, Protocol
+from collections.abc import Mapping
+from typing import Any
 
 from devices.layout import Product
-from edge.checkout.association import Associator, Attribution
-from edge.checkout.detector import ShelfDetector, ShelfEvent
+from edge.checkout.association import Attribution
+from edge.checkout.detector import ShelfEvent
+from edge.checkout.engine_part import EnginePart, Held
 from edge.checkout.handoff import decide_handoff
 from edge.checkout.inference import MIN_LIKELIHOOD, Hypothesis, joint_likelihood
-from edge.checkout.sightings import ORPHAN_WAIT_MS, Sighting, Sightings
+from edge.checkout.sightings import ORPHAN_WAIT_MS, Sighting
 from edge.checkout.view_alone import decide_view_alone, too_light
-from edge.config import DetectorConfig, InferenceConfig
-from edge.store.repo import Store
 
 log = logging.getLogger(__name__)
 
@@ -29,48 +27,8 @@ log = logging.getLogger(__name__)
 VIEW_SPAN_MS = 500
 
 
-@dataclass(slots=True)
-class _Held:
-    """An unclear shelf event waiting (until ``deadline_ms``) for a product camera's view."""
-
-    event: ShelfEvent
-    token: str | None  # whom association named when it was held
-    deadline_ms: int
-    split: Attribution | None = None  # a part of an event split between hands: its shopper
-    second: bool = False  # it has one view and waits for another (two products?)
-    shelf_wait: bool = False  # two hands: it waits for another change on its shelf
-
-
-class _PickLatencies(Protocol):
-    def pick_to_cart(self, ms: int) -> None: ...
-
-
-class CameraViews:
+class CameraViews(EnginePart):
     """The engine's product-camera part (a mixin of the checkout engine)."""
-
-    # The engine's state this part uses (set in ``CheckoutEngine.__init__``).
-    store: Store
-    clock_ms: Callable[[], int]
-    latencies: _PickLatencies
-    shelves: dict[str, ShelfDetector]
-    associator: Associator
-    open_sessions: set[str]
-    sightings: Sightings
-    _inference: InferenceConfig
-    _detector: DetectorConfig
-    _products: dict[str, Product]
-    _held: list[_Held]
-
-    def _on_shelf_event(
-        self,
-        event: ShelfEvent,
-        *,
-        final: bool = False,
-        who: Attribution | None = None,
-        hold_until: int | None = None,
-    ) -> None:
-        """Decide one shelf event: the engine's (``CheckoutEngine._on_shelf_event``)."""
-        raise NotImplementedError
 
     # ------------------------------------------------------------------ inputs
 
@@ -165,7 +123,7 @@ class CameraViews:
             hypotheses[0].likelihood >= MIN_LIKELIHOOD and hypotheses[0].confidence >= confirm_below
         ):
             return False
-        self._hold(_Held(event, who.token, now + hold, who if split else None))
+        self._hold(Held(event, who.token, now + hold, who if split else None))
         return True
 
     def _hold_for_second_view(
@@ -189,10 +147,10 @@ class CameraViews:
             return False  # the second view is here already: decide now
         self.sightings.restore(seen)
         until = self.clock_ms() + hold if hold_until is None else hold_until
-        self._hold(_Held(event, who.token, until, who if split else None, second=True))
+        self._hold(Held(event, who.token, until, who if split else None, second=True))
         return True
 
-    def _hold(self, held: _Held) -> None:
+    def _hold(self, held: Held) -> None:
         self._held.append(held)
         self.sightings.stats.held += 1
 

@@ -396,20 +396,16 @@ class ShelfDetector:
             per_plate: dict[int, float] = {}
             for e in merged:
                 per_plate[e.plate] = per_plate.get(e.plate, 0.0) + e.delta_g
-            if abs(sum(per_plate.values())) < self._min_delta and not (
-                max(per_plate.values()) >= self._min_delta
-                and min(per_plate.values()) <= -self._min_delta
-            ):
-                continue  # a touch that came back (a move between plates is an event)
             plates = tuple(sorted(per_plate))
-            out.append(
-                ShelfEvent(
-                    self.device_id,
-                    plates,
-                    tuple(per_plate[p] for p in plates),
-                    min(e.start_ms for e in merged),
-                    max(e.end_ms for e in merged),
-                    max(e.settled_ms for e in merged),
-                )
+            event = ShelfEvent(
+                self.device_id,
+                plates,
+                tuple(per_plate[p] for p in plates),
+                min(e.start_ms for e in merged),
+                max(e.end_ms for e in merged),
+                max(e.settled_ms for e in merged),
             )
+            if abs(event.delta_g) < self._min_delta and event.moved(self._min_delta) is None:
+                continue  # a touch that came back (a move between plates is an event)
+            out.append(event)
         return out

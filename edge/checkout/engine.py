@@ -22,13 +22,15 @@ from devices.layout import Planogram, Product
 from devices.protocol import ReceiptLine, ReceiptMessage
 from edge.checkout.association import Associator, Attribution
 from edge.checkout.busy_hands import BusyHands
-from edge.checkout.camera_views import CameraViews, _Held, _hyp_json, _may_be_two
+from edge.checkout.camera_views import CameraViews, _hyp_json, _may_be_two
 from edge.checkout.detector import ShelfDetector, ShelfEvent
+from edge.checkout.engine_part import Held
 from edge.checkout.hands import Hands
 from edge.checkout.inference import (
     MIN_LIKELIHOOD,
     READING_NOISE_G,
     Hypothesis,
+    clear,
     fuse_vision,
     infer,
     infer_pairs,
@@ -113,7 +115,7 @@ class CheckoutEngine(CameraViews, Hands):
         self.sightings = Sightings(detector_cfg.neighbour_plates)
         #: Changes no product explains, that may be a hand pressing (edge.checkout.press).
         self.presses = Presses()
-        self._held: list[_Held] = []
+        self._held: list[Held] = []
         #: Whom each recent shelf event was put to (two hands at once on one shelf).
         self.busy_hands = BusyHands()
         #: Told every shelf event after the engine handled it (restock levels).
@@ -450,11 +452,7 @@ class CheckoutEngine(CameraViews, Hands):
             "candidates": [_hyp_json(h) for h in hypotheses[:3]],
             "shoppers": who.shoppers[:5],
         }
-        if (
-            best is not None
-            and best.likelihood >= MIN_LIKELIHOOD
-            and best.confidence >= self._inference.min_confidence
-        ):
+        if clear(best, self._inference.min_confidence):
             body.update(barcode=best.barcode, quantity=best.quantity)
             self._learn_place(came, best.barcode)
         self.store.record_event("moved", event.end_ms, event.device_id, who.token, body)

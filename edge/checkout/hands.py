@@ -10,45 +10,17 @@ of that moment, :mod:`edge.checkout.busy_hands`), one change made by several han
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
-from edge.checkout.association import TWO_HANDS, Associator, Attribution
-from edge.checkout.busy_hands import SHELF_WAIT_MS, BusyHands, freed, pair
-from edge.checkout.camera_views import _Held, _PickLatencies
-from edge.checkout.detector import ShelfDetector, ShelfEvent
-from edge.checkout.inference import MIN_LIKELIHOOD, Hypothesis, infer
-from edge.checkout.live_planogram import LivePlanogram
-from edge.config import DetectorConfig, InferenceConfig
-from edge.store.repo import Store
+from edge.checkout.association import TWO_HANDS, Attribution
+from edge.checkout.busy_hands import SHELF_WAIT_MS, freed, pair
+from edge.checkout.detector import ShelfEvent
+from edge.checkout.engine_part import EnginePart, Held
+from edge.checkout.inference import MIN_LIKELIHOOD, Hypothesis, clear, infer
 
 
-class Hands:
+class Hands(EnginePart):
     """The engine's several-hands part (a mixin of the checkout engine)."""
-
-    # The engine's state this part uses (set in ``CheckoutEngine.__init__``).
-    store: Store
-    clock_ms: Callable[[], int]
-    latencies: _PickLatencies
-    shelves: dict[str, ShelfDetector]
-    associator: Associator
-    busy_hands: BusyHands
-    live: LivePlanogram
-    open_sessions: set[str]
-    _inference: InferenceConfig
-    _detector: DetectorConfig
-    _held: list[_Held]
-
-    def _on_shelf_event(
-        self,
-        event: ShelfEvent,
-        *,
-        final: bool = False,
-        who: Attribution | None = None,
-        hold_until: int | None = None,
-    ) -> None:
-        """Decide one shelf event: the engine's (``CheckoutEngine._on_shelf_event``)."""
-        raise NotImplementedError
 
     def _attribute(self, event: ShelfEvent, *, final: bool, waited: bool) -> Attribution | None:
         """Who made ``event``; None when it was split between hands and decided in
@@ -80,7 +52,7 @@ class Hands:
         hands may then be known to be busy there (:mod:`edge.checkout.busy_hands`)."""
         if event.device_id not in self.shelves:
             return False
-        self._held.append(_Held(event, who.token, self.clock_ms() + SHELF_WAIT_MS, shelf_wait=True))
+        self._held.append(Held(event, who.token, self.clock_ms() + SHELF_WAIT_MS, shelf_wait=True))
         return True
 
     def _pair_with_waiting(self, event: ShelfEvent, who: Attribution) -> Attribution | None:
@@ -128,7 +100,7 @@ class Hands:
         plates_of = self.associator.plates_by_hand(event, hands)
         if len(plates_of) < 2:
             return False
-        unclear_ok = event.moved(self._detector.min_delta_g) is not None
+        need = 0.0 if event.moved(self._detector.min_delta_g) else self._inference.min_confidence
         parts: list[tuple[ShelfEvent, str]] = []
         for token, plates in plates_of.items():
             part = event.part(plates)
@@ -138,9 +110,7 @@ class Hands:
             candidates = self.live.candidates(part, cart)
             best = next(iter(infer(part.delta_g, candidates, self._inference.max_quantity)), None)
             if (
-                best is None
-                or best.likelihood < MIN_LIKELIHOOD
-                or (best.confidence < self._inference.min_confidence and not unclear_ok)
+                not clear(best, need)
                 # placed on the part's own plates (or put there), not only near them: a
                 # share of one item lying across two plates can weigh like anything
                 or {p.barcode: prior for p, prior in candidates}.get(best.barcode, 0.0)

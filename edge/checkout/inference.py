@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import TypeGuard
 
 from devices.layout import Product
 from vision.product.fusion import fuse_scores
@@ -32,6 +33,14 @@ class Hypothesis:
     quantity: int
     likelihood: float  # Gaussian density ratio in (0, 1], without priors
     confidence: float  # share of the total (prior-weighted) likelihood of all hypotheses
+
+
+def clear(best: Hypothesis | None, min_confidence: float) -> TypeGuard[Hypothesis]:
+    """``best`` explains the weight (``MIN_LIKELIHOOD``) and stands out among the
+    hypotheses by at least ``min_confidence``."""
+    return (
+        best is not None and best.likelihood >= MIN_LIKELIHOOD and best.confidence >= min_confidence
+    )
 
 
 def infer(

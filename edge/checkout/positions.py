@@ -52,13 +52,7 @@ class PositionBook:
         if not inside:
             return None
         inside.sort(key=lambda p: math.dist(p, spot))
-        nearest = inside[: max(1, len(inside) // 3)]
-        n = len(nearest)
-        mean = (
-            sum(p[0] for p in nearest) / n,
-            sum(p[1] for p in nearest) / n,
-            sum(p[2] for p in nearest) / n,
-        )
+        mean = _mean(inside[: max(1, len(inside) // 3)])
         return math.dist(mean, spot), math.dist(inside[0], spot)
 
     def hand_contact(
@@ -87,13 +81,7 @@ class PositionBook:
         ]
         if not near:
             return None
-        n = len(near)
-        mean = (
-            sum(p[0] for p in near) / n,
-            sum(p[1] for p in near) / n,
-            sum(p[2] for p in near) / n,
-        )
-        return mean, n
+        return _mean(near), len(near)
 
     @property
     def tracking_hands(self) -> bool:
@@ -139,3 +127,12 @@ class PositionBook:
 
 def distance(a: tuple[float, float], b: tuple[float, float]) -> float:
     return math.hypot(a[0] - b[0], a[1] - b[1])
+
+
+def _mean(points: list[tuple[float, float, float]]) -> tuple[float, float, float]:
+    n = len(points)
+    return (
+        sum(p[0] for p in points) / n,
+        sum(p[1] for p in points) / n,
+        sum(p[2] for p in points) / n,
+    )

@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 import queue
-import threading
 from collections.abc import Iterator
 
-import paho.mqtt.client as mqtt
 import pytest
 from fastapi.testclient import TestClient
-from paho.mqtt.enums import CallbackAPIVersion
 
 from devices.protocol import AlertMessage, ReceiptMessage, alert_topic
 from edge.api.app import create_app
@@ -23,37 +20,20 @@ from tests.integration.conftest import (
     store_simulator,
     wait_for,
 )
+from tests.wire import Wire
 
 STAFF = {"Authorization": "Bearer t0ken"}
 OFFSET, GAIN = 800.0, 2.5  # shelf-1 plate 0 reports raw = 800 + 2.5 * grams
 
 
-class AlertListener:
-    """A plain paho subscriber on the gateway's maintenance alert topic."""
+def _alerts(wire: Wire, store_id: str) -> list[AlertMessage]:
+    """The maintenance alert messages the gateway published, in order."""
+    topic = alert_topic(store_id, "maintenance")
+    return [AlertMessage.model_validate_json(p) for p in wire.on(topic)]
 
-    def __init__(self, host: str, port: int, store_id: str) -> None:
-        self.messages: list[AlertMessage] = []
-        self._lock = threading.Lock()
-        subscribed = threading.Event()
-        self._client = mqtt.Client(CallbackAPIVersion.VERSION2)
-        self._client.on_message = self._on_message
-        self._client.on_subscribe = lambda *_: subscribed.set()
-        self._client.connect(host, port)
-        self._client.loop_start()
-        self._client.subscribe(alert_topic(store_id, "maintenance"), qos=1)
-        assert subscribed.wait(5), "no SUBACK"
 
-    def _on_message(self, client: mqtt.Client, userdata: object, msg: mqtt.MQTTMessage) -> None:
-        with self._lock:
-            self.messages.append(AlertMessage.model_validate_json(msg.payload))
-
-    def states(self) -> list[tuple[str, str | None, int | None]]:
-        with self._lock:
-            return [(m.state, m.device_id, m.plate) for m in self.messages]
-
-    def close(self) -> None:
-        self._client.disconnect()
-        self._client.loop_stop()
+def _states(wire: Wire, store_id: str) -> list[tuple[str, str | None, int | None]]:
+    return [(m.state, m.device_id, m.plate) for m in _alerts(wire, store_id)]
 
 
 @pytest.fixture
@@ -127,11 +107,12 @@ def test_guided_calibration_then_a_pick_is_weighed_in_grams(gateway, simulator, 
 
 
 def test_a_stuck_plate_raises_one_maintenance_alert(mosquitto, gateway, simulator, client):
-    listener = AlertListener(mosquitto.host, mosquitto.port, gateway.config.store_id)
+    store_id = gateway.config.store_id
+    listener = Wire(mosquitto.host, mosquitto.port, store_id)
     shelf = simulator.shelves["shelf-2"]
     try:
         shelf.inject(1, "stuck")
-        wait_for(lambda: listener.states() == [("open", "shelf-2", 1)], what="the alert")
+        wait_for(lambda: _states(listener, store_id) == [("open", "shelf-2", 1)], what="the alert")
         alerts = client.get("/api/v1/alerts", params={"kind": "maintenance"}, headers=STAFF)
         [alert] = alerts.json()["items"]
         assert (alert["device_id"], alert["plate"], alert["state"]) == ("shelf-2", 1, "open")
@@ -150,12 +131,12 @@ def test_a_stuck_plate_raises_one_maintenance_alert(mosquitto, gateway, simulato
             ),
             what="the alert to resolve",
         )
-        wait_for(lambda: len(listener.states()) == 3, what="the resolved message")
-        assert listener.states() == [
+        wait_for(lambda: len(_states(listener, store_id)) == 3, what="the resolved message")
+        assert _states(listener, store_id) == [
             ("open", "shelf-2", 1),
             ("acked", "shelf-2", 1),
             ("resolved", "shelf-2", 1),
         ]
-        assert {m.alert_id for m in listener.messages} == {alert["alert_id"]}
+        assert {m.alert_id for m in _alerts(listener, store_id)} == {alert["alert_id"]}
     finally:
         listener.close()
