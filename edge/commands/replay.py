@@ -55,6 +55,8 @@ def _print_replay(result: Any, as_json: bool, receipts_out: Path | None) -> None
     if as_json:
         typer.echo(json.dumps(summary))
         return
+    for note in result.retimed:
+        typer.echo(f"retimed: {note}", err=True)
     for case in summary["per_case"]:
         typer.echo(f"{case['dataset']:<24} F1 {case['f1']:.3f}{'  exact' if case['exact'] else ''}")
     typer.echo(

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from devices.protocol import ReceiptMessage
 from edge.app import Gateway
 from edge.config import GatewayConfig, parse_config
+from firmware_sim.replay.reach import reachable
 from firmware_sim.replay.score import score
 from firmware_sim.replay.store import ReplayStore
 from firmware_sim.replay.synth import Realism, synthesize
@@ -71,6 +72,9 @@ class ReplayResult:
     busy_s: float = 0.0  # time spent inside the gateway code
     #: With a simulated product camera (``--vision``): what it saw and what the engine did.
     vision: dict[str, int] | None = None
+    #: Label times no shopper could keep, and where the replay put them
+    #: (:mod:`firmware_sim.replay.reach`).
+    retimed: list[str] = field(default_factory=list)
 
     def summary(self) -> dict[str, Any]:
         s = score([(c.dataset, c.truth, c.issued) for c in self.cases])
@@ -90,6 +94,7 @@ class ReplayResult:
             "pick_to_cart_p99_ms": _p99(self.pick_to_cart_ms),
             "exit_to_receipt_p99_ms": _p99(self.exit_to_receipt_ms),
             "samples_per_s": round(samples / self.busy_s) if self.busy_s else None,
+            "retimed_events": len(self.retimed),
             "per_case": [
                 {"dataset": pc["dataset"], "f1": round(pc["f1"], 4), "exact": pc["exact"]}
                 for pc in s.per_case
@@ -150,6 +155,8 @@ def _replay_case(
     result: ReplayResult,
     camera: ProductCamera | None = None,
 ) -> CaseResult:
+    case, retimed = reachable(case, store, round(realism.transient_s[1] * 1000))
+    result.retimed.extend(retimed)
     base_ms = BASE_MS + index * 3_600_000
     if speed == "realtime":
         base_ms = int(time.time() * 1000) + 500

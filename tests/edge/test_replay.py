@@ -66,6 +66,7 @@ def test_cli_json_and_receipts_out(tmp_path):
         "pick_to_cart_p99_ms",
         "exit_to_receipt_p99_ms",
         "samples_per_s",
+        "retimed_events",
         "per_case",
     ):
         assert key in summary
@@ -75,3 +76,19 @@ def test_cli_json_and_receipts_out(tmp_path):
     assert set(first["receipts"]) == {"-1281085578605983454"}  # the case's target_id
     assert sum(first["receipts"]["-1281085578605983454"].values()) >= 1
     assert written["cases"][1]["receipts"] == {}
+
+
+def test_a_shopper_labelled_at_two_gondolas_at_once_is_replayed_as_one_place_at_a_time(aifi):
+    """cps-test-12 labels shopper -85... at gondolas 4 and 2 in the same second; the replay
+    moves the second pick to when they can be there, says so, and the Gator-Tators go
+    to the shopper who took them (replayed as labelled they went to the one standing near)."""
+    store, cases = aifi
+    (case,) = [c for c in cases if c.name == "cps-test-12"]
+    result = replay([case], store, seed=2)  # seed 2: wrong when replayed as labelled
+    summary = result.summary()
+    assert summary["retimed_events"] == 1
+    (note,) = result.retimed
+    assert "-8523249213675307221's pick of 083791126074 at g2-s4" in note
+    issued = result.cases[0].issued
+    assert issued["-8523249213675307221"].get("083791126074") == 2
+    assert "083791126074" not in issued["-4812288824232508156"]
