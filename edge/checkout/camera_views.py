@@ -112,19 +112,32 @@ class CameraViews(EnginePart):
         """Hold an event that weight cannot decide, decides with less confidence than
         ``inference.vision_confirm_below``, or cannot explain with one product (two
         products in one grab?), while product cameras report: its view may still be
-        on the way.  A sure answer, a ``nudge`` (far lighter than anything there), or a
-        store without product cameras never waits."""
+        on the way.  Hold one whose shopper is unclear while cameras name shoppers.  A
+        sure answer for a known shopper, a ``nudge`` (far lighter than anything
+        there), or a store without product cameras never waits."""
         hold = self._inference.vision_hold_ms
         now = self.clock_ms()
         if hold <= 0 or nudge or not self.sightings.live(now):
             return False
         confirm_below = max(self._inference.min_confidence, self._inference.vision_confirm_below)
-        if hypotheses and (
+        sure = bool(hypotheses) and (
             hypotheses[0].likelihood >= MIN_LIKELIHOOD and hypotheses[0].confidence >= confirm_below
-        ):
+        )
+        whose = who.token is None and bool(self.open_sessions) and self.sightings.naming(now)
+        if sure and not whose:
             return False
         self._hold(Held(event, who.token, now + hold, who if split else None))
         return True
+
+    def _named_by_view(self, who: Attribution, seen: Sighting | None) -> Attribution:
+        """An unclear shopper settled by the view of the grab, when it names one who is in
+        the store (a camera that saw whose hand it was); otherwise ``who`` as it was."""
+        named = seen.session_token if seen is not None else None
+        if seen is None or who.token is not None or named not in self.open_sessions:
+            return who
+        first = {"session_token": named, "named_by": seen.camera}
+        others = [s for s in who.shoppers if s.get("session_token") != named]
+        return Attribution(named, [first, *others], None)
 
     def _hold_for_second_view(
         self,

@@ -235,6 +235,7 @@ class CheckoutEngine(CameraViews, Hands):
             return
         nudge = self._nudge(event, candidates, hypotheses)
         seen = self.sightings.take(event, who.token)
+        who = self._named_by_view(who, seen)
         by_weight = hypotheses[0] if hypotheses else None
         if seen is not None:
             hypotheses = fuse_vision(hypotheses, seen.scores, self._inference.vision_weight)

@@ -23,7 +23,9 @@ to weigh is decided by its view alone; any other was touched, not taken.
 
 The engine holds an unclear event back (``inference.vision_hold_ms``) only while
 cameras are reporting (:meth:`Sightings.live`): a store without product cameras
-never waits.
+never waits.  An event whose product is clear but whose shopper is not waits only
+while cameras name shoppers (:meth:`Sightings.naming`); a view that names one in
+the store settles it.
 """
 
 from __future__ import annotations
@@ -84,6 +86,8 @@ class Sightings:
     stats: SightingStats = field(default_factory=SightingStats)
     _by_shelf: dict[str, deque[Sighting]] = field(default_factory=dict)
     _live_until_ms: int = -1
+    #: Until when cameras count as naming shoppers (a view with a session token).
+    _naming_until_ms: int = -1
     #: Recent shelf events per shelf, for telling a view whether it had a weight change.
     _events: dict[str, deque[ShelfEvent]] = field(default_factory=dict)
     #: Views no shelf event has fitted yet, oldest first.
@@ -97,6 +101,8 @@ class Sightings:
         kept.append(sighting)
         self.stats.received += 1
         self._live_until_ms = now_ms + LIVE_MS
+        if sighting.session_token is not None:
+            self._naming_until_ms = now_ms + LIVE_MS
         events = self._events.get(sighting.shelf_id, ())
         if not any(self._rank(sighting, event, None) is not None for event in events):
             self._orphans.append(sighting)
@@ -131,6 +137,11 @@ class Sightings:
     def live(self, now_ms: int) -> bool:
         """Are product cameras reporting (so that an unclear event may wait for them)?"""
         return now_ms <= self._live_until_ms
+
+    def naming(self, now_ms: int) -> bool:
+        """Do product cameras say whose hand it was (so that an event whose shopper is
+        unclear may wait for a view)?  A store whose cameras never do never waits."""
+        return now_ms <= self._naming_until_ms
 
     def take(self, event: ShelfEvent, token: str | None) -> Sighting | None:
         """The observation of ``event`` (removed: it serves one event), if any."""

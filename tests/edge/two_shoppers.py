@@ -42,8 +42,9 @@ def bench(
     xs: tuple[float, float, float] = WIDE,
     *,
     also: dict[int, list[str]] | None = None,
+    cameras: tuple[str, ...] = (),
 ) -> Bench:
-    b = Bench(tmp_path, planogram(xs, also=also), trackers=("tracker-1",))
+    b = Bench(tmp_path, planogram(xs, also=also), trackers=("tracker-1", *cameras))
     b.tick(1)
     b.gate("entry", "left-1")
     b.gate("entry", "right-1")
