@@ -16,7 +16,13 @@ from edge.checkout.association import TWO_HANDS, Attribution
 from edge.checkout.busy_hands import SHELF_WAIT_MS, freed, pair
 from edge.checkout.detector import ShelfEvent
 from edge.checkout.engine_part import EnginePart, Held
-from edge.checkout.inference import MIN_LIKELIHOOD, Hypothesis, clear, infer
+from edge.checkout.inference import MIN_LIKELIHOOD, Hypothesis, clear, infer, joint_likelihood
+
+#: k units of one product for k hands gives way to one product per hand when the
+#: plates each hand worked fit that hand's own product this many times better than one
+#: unit each of the whole's product (a 92 g and a 106 g item from neighbouring plates
+#: weigh about as much as two 104 g ones, but the plates lost 92 g and 106 g).
+PLATES_SAY_OTHERWISE = 20.0
 
 
 class Hands(EnginePart):
@@ -87,20 +93,34 @@ class Hands(EnginePart):
             return who
         return Attribution(holders[0], who.shoppers, None)
 
-    def _split_by_hands(self, event: ShelfEvent, hands: list[str], final: bool) -> bool:
+    def _split_by_hands(
+        self,
+        event: ShelfEvent,
+        hands: list[str],
+        final: bool,
+        *,
+        instead_of: Hypothesis | None = None,
+    ) -> bool:
         """Two shoppers' hands on neighbouring plates at once, their changes merged into
         one event: each plate goes to the hand nearest it, and when every hand's part is
         a clear product of its own, each part is decided for its shopper.  Otherwise
         nothing is split (the caller goes on with the whole event).  Weight that went
         from one hand's plates to the other's (a put-back and a pick at once) has no
         whole to fall back on: there a part need only be explained, and an unclear one
-        is decided (waits for a view, goes to review) as a part of its own."""
+        is decided (waits for a view, goes to review) as a part of its own.  So is a
+        part when the plates deny ``instead_of`` (one unit per hand of one product):
+        each part is explained by one unit of a product placed on its plates, and those
+        fit the parts :data:`PLATES_SAY_OTHERWISE` times better in all."""
         if len(event.plates) < 2:
             return False
         plates_of = self.associator.plates_by_hand(event, hands)
         if len(plates_of) < 2:
             return False
+        whole = self._products.get(instead_of.barcode) if instead_of is not None else None
+        if instead_of is not None and whole is None:
+            return False
         need = 0.0 if event.moved(self._detector.min_delta_g) else self._inference.min_confidence
+        ratio = 1.0
         parts: list[tuple[ShelfEvent, str]] = []
         for token, plates in plates_of.items():
             part = event.part(plates)
@@ -108,16 +128,21 @@ class Hands(EnginePart):
                 return False
             cart = self.store.cart(token) if part.delta_g > 0 else None
             candidates = self.live.candidates(part, cart)
-            best = next(iter(infer(part.delta_g, candidates, self._inference.max_quantity)), None)
-            if (
-                not clear(best, need)
-                # placed on the part's own plates (or put there), not only near them: a
-                # share of one item lying across two plates can weigh like anything
-                or {p.barcode: prior for p, prior in candidates}.get(best.barcode, 0.0)
-                <= self._inference.neighbour_prior
-            ):
+            hypotheses = infer(part.delta_g, candidates, self._inference.max_quantity)
+            # placed on the part's own plates (or put there), not only near them: a share
+            # of one item lying across two plates can weigh like anything
+            bar = self._inference.neighbour_prior
+            placed = {p.barcode for p, prior in candidates if prior > bar}
+            if whole is not None:
+                fit = _own_unit_fit(part, hypotheses, placed)
+                if fit is None:
+                    return False
+                ratio *= fit / max(joint_likelihood(part.delta_g, [whole]), 1e-12)
+            elif not _clear_and_placed(next(iter(hypotheses), None), need, placed):
                 return False
             parts.append((part, token))
+        if whole is not None and ratio < PLATES_SAY_OTHERWISE:
+            return False
         for part, token in parts:
             shoppers = [{"session_token": token, "split_from": list(event.plates)}]
             self._on_shelf_event(part, final=final, who=Attribution(token, shoppers, None))
@@ -128,12 +153,15 @@ class Hands(EnginePart):
     ) -> bool:
         """k hands reached into the plates and k units gone: each hand took one.  When
         the hands worked on different plates and each one's plates hold a clear product
-        of their own, that is what each took (two products of about the same weight,
-        one per hand, can add up to two units of a third)."""
+        of their own, or the plates' own changes deny one unit of the same product each
+        (:data:`PLATES_SAY_OTHERWISE`), that is what each took: two products of about
+        the same weight, one per hand, can add up to two units of a third."""
         hands = self.associator.reached(event, who)
         if len(hands) < 2 or best.quantity != len(hands):
             return False
-        if self._split_by_hands(event, hands, final=True):
+        if self._split_by_hands(event, hands, final=True) or self._split_by_hands(
+            event, hands, final=True, instead_of=best
+        ):
             return True
         for token in hands:
             self.store.change_cart(
@@ -146,3 +174,20 @@ class Hands(EnginePart):
             )
             self.latencies.pick_to_cart(self.clock_ms() - event.settled_ms)
         return True
+
+
+def _clear_and_placed(best: Hypothesis | None, need: float, placed: set[str]) -> bool:
+    return clear(best, need) and best.barcode in placed
+
+
+def _own_unit_fit(part: ShelfEvent, hypotheses: list[Hypothesis], placed: set[str]) -> float | None:
+    """How well the best single unit of a product placed on the part's plates fits a pick
+    from them; None when no such unit explains it (or it is no pick)."""
+    if part.delta_g >= 0:
+        return None
+    fits = [
+        h.likelihood
+        for h in hypotheses
+        if h.quantity == 1 and h.barcode in placed and h.likelihood >= MIN_LIKELIHOOD
+    ]
+    return max(fits, default=None)

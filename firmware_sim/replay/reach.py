@@ -1,19 +1,21 @@
 """One shopper, one place at a time: label times a shopper could not have kept.
 
 The AiFi labels give event times to the second, typed by hand, and a few are
-copies: ``cps-test-12`` puts each of its two shoppers at two gondolas 3-4 m
-apart in the same second ("10:03" four times).  Replayed as labelled, a shelf
-changes while the shopper who took the item is still metres away, running
-there, so the sensor stream shows something no store can produce.
+copies: ``cps-test-12`` puts each of its two shoppers at two gondolas in the
+same second ("10:03" four times), one of them 1.7 m apart.  Replayed as
+labelled, a shelf changes while the shopper who took the item is still on the
+way, and the other shopper stands next to it: a sensor stream no store
+produces.
 
 :func:`reachable` keeps every label time a shopper can keep and moves only the
 others: walking through a shopper's events in label order, an event whose
 stand point is more than :data:`REACH_M` from the previous one's happens no
-earlier than the walk there (:data:`~firmware_sim.replay.walk.WALK_M_S`), the
-walk's arrival margin, the event's hold and the longest hand contact allow;
-and a shopper's events keep their label order.  Different shoppers' events
-that are simultaneous stay simultaneous, and so do one shopper's events at one
-spot (a grab with both hands).  Each move is reported in a note.
+earlier than running there (:data:`~firmware_sim.replay.walk.RUN_M_S`), the
+event's hold and the longest hand contact allow, so the hand cannot touch the
+shelf before the shopper is there; and a shopper's events keep their label
+order.  Different shoppers' events that are simultaneous stay simultaneous, and
+so do one shopper's events at one spot (a grab with both hands).  Each move is
+reported in a note.
 """
 
 from __future__ import annotations

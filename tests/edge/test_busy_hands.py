@@ -17,6 +17,7 @@ from tests.edge.two_shoppers import (
     HALF,
     JUICE,
     NARROW,
+    TWIN,
     WIDE,
     Z,
     bench,
@@ -83,6 +84,26 @@ def test_two_hands_two_products_that_add_up_to_two_units_of_a_third(tmp_path):
     assert b.store.reviews() == []
     assert b.store.cart("left-1") == {JUICE: 1}
     assert b.store.cart("right-1") == {BREAD: 1}
+    b.store.close()
+
+
+def test_plates_that_deny_two_units_of_a_third_split_it_even_when_one_part_is_unclear(
+    tmp_path,
+):
+    """As above, but plate 0 also holds an apple juice of the juice's weight, so its part
+    is no clear product.  The plates lost 400 g and 600 g, not 500 g each: no melons.
+    The bread goes to the right hand; the left hand's juice-or-apple-juice to review."""
+    b = bench(tmp_path, also={0: [HALF, TWIN]})
+    b.loads[("shelf-1", 0)] -= 400
+    b.loads[("shelf-1", 1)] -= 600
+    hover = hands(0.0, 0.1, right_z=Z + 0.15)
+    reach(b, [hover, hover, hover])
+    assert b.store.cart("right-1") == {BREAD: 1}
+    assert b.store.cart("left-1") == {}
+    [item] = b.store.reviews()
+    assert item["reason"] == "products of similar weight: cannot tell which"
+    assert item["body"]["plates"] == [0]
+    assert {c["barcode"] for c in item["body"]["candidates"][:2]} == {JUICE, TWIN}
     b.store.close()
 
 
