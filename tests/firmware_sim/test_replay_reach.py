@@ -138,3 +138,23 @@ def test_dev_labels_moved_only_where_a_shopper_was_elsewhere(store: AifiStore) -
     # cps-test-12 labels one shopper at gondolas 4 and 2 in the same second ("10:03");
     # BASELINE-25 has one shopper at three gondolas 2 s apart
     assert moved == {"cps-test-12": 1, "BASELINE-25": 3}
+
+
+def test_a_hand_off_after_a_moved_pick_keeps_its_place_after_it(store: AifiStore) -> None:
+    """A hand-off has no shelf; it keeps its label order after the giver's moved pick."""
+    case = Case(
+        "hand-off",
+        ("ann", "bob"),
+        (
+            CaseEvent(8000, "ann", "pick", WATER, 1, "g1-s6", (5,)),
+            CaseEvent(8000, "ann", "pick", TWINKIES, 1, "g4-s1", (1,)),
+            CaseEvent(9000, "ann", "handoff", TWINKIES, 1, to_shopper="bob"),
+        ),
+    )
+    moved, notes = reachable(case, store, CONTACT_MS)
+    assert [ev.kind for ev in moved.events] == ["pick", "pick", "handoff"]
+    pick, handoff = moved.events[1], moved.events[2]
+    assert pick.barcode == TWINKIES
+    assert pick.t_ms > 8000
+    assert handoff.t_ms == pick.t_ms
+    assert len(notes) == 2
