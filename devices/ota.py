@@ -6,10 +6,15 @@ private key; gateways and devices hold only the public key.  The signature
 covers the canonical bytes of the manifest (see :meth:`FirmwareManifest.signing_bytes`),
 and the manifest covers the image through its hash, so one check proves both.
 
-Images travel inline (base64) in the ``ota`` command, so they are capped at
-:data:`MAX_INLINE_IMAGE_BYTES` (256 KiB): enough for the simulated firmware and
-small MCU images; larger images would need a download URL, which this version
-does not implement.
+An image of up to :data:`MAX_INLINE_IMAGE_BYTES` (256 KiB) travels inline
+(base64) in the ``ota`` command.  A larger one, up to :data:`MAX_IMAGE_BYTES`,
+is offered with its manifest and a chunk size, and the device pulls it chunk by
+chunk: it asks for chunk ``i`` in its ``downloading`` status (``OtaStatus.chunk``)
+and the gateway answers with an ``ota_chunk`` command carrying those bytes.  A
+duplicate or out-of-order chunk is ignored and the device asks for the one it
+wants; one that does not come is asked for again after a while (a lost request
+or chunk).  The whole image is checked against the signed manifest before
+anything is installed.
 """
 
 from __future__ import annotations
@@ -25,20 +30,34 @@ from typing import Annotated, Any
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from devices.protocol import DeviceType
 
 #: Largest image sent inline in an ``ota`` command (base64 in the JSON payload).
 MAX_INLINE_IMAGE_BYTES = 256 * 1024
-#: Longest base64 text of such an image (with room for stray padding).
-_MAX_IMAGE_B64 = (MAX_INLINE_IMAGE_BYTES + 2) // 3 * 4 + 4
+#: Largest image at all (larger ones than the inline limit travel in chunks).
+MAX_IMAGE_BYTES = 16 * 1024 * 1024
+#: Bytes per ``ota_chunk`` command.
+CHUNK_BYTES = 64 * 1024
 
-#: Command names (``cmd/{name}``) of the update: offer an image, keep it, go back.
+
+def _b64_len(size: int) -> int:
+    """Longest base64 text of ``size`` bytes (with room for stray padding)."""
+    return (size + 2) // 3 * 4 + 4
+
+
+_MAX_IMAGE_B64 = _b64_len(MAX_INLINE_IMAGE_BYTES)
+#: Longest base64 text of a whole image as uploaded to the gateway.
+MAX_UPLOAD_B64 = _b64_len(MAX_IMAGE_BYTES)
+
+#: Command names (``cmd/{name}``) of the update: offer an image, send a chunk of it,
+#: keep it, go back.
 OTA_OFFER = "ota"
+OTA_CHUNK = "ota_chunk"
 OTA_CONFIRM = "ota_confirm"
 OTA_ROLLBACK = "ota_rollback"
-OTA_COMMANDS = frozenset({OTA_OFFER, OTA_CONFIRM, OTA_ROLLBACK})
+OTA_COMMANDS = frozenset({OTA_OFFER, OTA_CHUNK, OTA_CONFIRM, OTA_ROLLBACK})
 
 #: Prefix of the signed bytes, so that a signature over anything else never verifies.
 _SIGNING_DOMAIN = b"storeedge-firmware-manifest-v1\n"
@@ -64,7 +83,7 @@ class FirmwareManifest(BaseModel):
     version: Version
     device_type: DeviceType
     sha256: Sha256Hex
-    size: int = Field(ge=1, le=MAX_INLINE_IMAGE_BYTES)
+    size: int = Field(ge=1, le=MAX_IMAGE_BYTES)
     signature: str = Field(
         min_length=1, max_length=200, description="base64 ed25519 signature of signing_bytes()"
     )
@@ -85,12 +104,39 @@ def signing_bytes(version: str, device_type: DeviceType | str, sha256: str, size
 
 
 class OtaOffer(BaseModel):
-    """The ``ota`` command's args: the signed manifest and the image itself (base64)."""
+    """The ``ota`` command's args: the signed manifest and either the image itself
+    (base64, up to :data:`MAX_INLINE_IMAGE_BYTES`) or the size of the chunks the
+    device is to ask for (``chunk_bytes``)."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     manifest: FirmwareManifest
-    image_b64: str = Field(min_length=1, max_length=_MAX_IMAGE_B64)
+    image_b64: str | None = Field(default=None, min_length=1, max_length=_MAX_IMAGE_B64)
+    chunk_bytes: int | None = Field(default=None, ge=1024, le=CHUNK_BYTES)
+
+    @model_validator(mode="after")
+    def _inline_or_chunked(self) -> OtaOffer:
+        if (self.image_b64 is None) == (self.chunk_bytes is None):
+            raise ValueError("an offer carries either image_b64 or chunk_bytes")
+        return self
+
+    @property
+    def chunks(self) -> int:
+        """How many chunks the image comes in (1 when inline)."""
+        if self.chunk_bytes is None:
+            return 1
+        return -(-self.manifest.size // self.chunk_bytes)
+
+
+class OtaChunk(BaseModel):
+    """The ``ota_chunk`` command's args: bytes ``index * chunk_bytes`` onwards of the
+    image of ``version``."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    version: Version
+    index: int = Field(ge=0)
+    data_b64: str = Field(min_length=1, max_length=_b64_len(CHUNK_BYTES))
 
 
 class OtaDecision(BaseModel):
@@ -111,10 +157,8 @@ def sign_image(
     """The signed manifest of ``image``."""
     if not image:
         raise ValueError("the image is empty")
-    if len(image) > MAX_INLINE_IMAGE_BYTES:
-        raise ValueError(
-            f"the image has {len(image)} bytes; at most {MAX_INLINE_IMAGE_BYTES} travel inline"
-        )
+    if len(image) > MAX_IMAGE_BYTES:
+        raise ValueError(f"the image has {len(image)} bytes; at most {MAX_IMAGE_BYTES} can be sent")
     digest = hashlib.sha256(image).hexdigest()
     kind = DeviceType(device_type)
     signature = private_key.sign(signing_bytes(version, kind, digest, len(image)))
@@ -151,23 +195,40 @@ def verify_image(manifest: FirmwareManifest, image: bytes, public_key: Ed25519Pu
         raise ImageRejected(f"the image's SHA-256 is {digest}, the manifest says {manifest.sha256}")
 
 
-def decode_image(image_b64: str) -> bytes:
-    """The image bytes of an offer; :class:`ImageRejected` when not base64 or too big."""
-    if len(image_b64) > _MAX_IMAGE_B64:
-        raise ImageRejected(f"the image is larger than {MAX_INLINE_IMAGE_BYTES} bytes")
+def decode_image(image_b64: str, limit: int = MAX_INLINE_IMAGE_BYTES) -> bytes:
+    """The bytes of base64 ``image_b64`` (an inline offer's image, a chunk, an upload
+    up to ``limit`` bytes); :class:`ImageRejected` when not base64 or too big."""
+    if len(image_b64) > _b64_len(limit):
+        raise ImageRejected(f"the image is larger than {limit} bytes")
     try:
         image = base64.b64decode(image_b64, validate=True)
     except (binascii.Error, ValueError):
         raise ImageRejected("the image is not base64") from None
-    if len(image) > MAX_INLINE_IMAGE_BYTES:
-        raise ImageRejected(f"the image is larger than {MAX_INLINE_IMAGE_BYTES} bytes")
+    if len(image) > limit:
+        raise ImageRejected(f"the image is larger than {limit} bytes")
     return image
 
 
 def make_offer(manifest: FirmwareManifest, image: bytes) -> dict[str, Any]:
-    """The args of an ``ota`` command (JSON-ready)."""
-    offer = OtaOffer(manifest=manifest, image_b64=base64.b64encode(image).decode())
-    return offer.model_dump(mode="json")
+    """The args of an ``ota`` command (JSON-ready): the image inline when it fits
+    :data:`MAX_INLINE_IMAGE_BYTES`, else in chunks of :data:`CHUNK_BYTES` on request."""
+    if len(image) <= MAX_INLINE_IMAGE_BYTES:
+        offer = OtaOffer(manifest=manifest, image_b64=base64.b64encode(image).decode())
+    else:
+        offer = OtaOffer(manifest=manifest, chunk_bytes=CHUNK_BYTES)
+    return offer.model_dump(mode="json", exclude_none=True)
+
+
+def make_chunk(offer: OtaOffer, image: bytes, index: int) -> dict[str, Any] | None:
+    """The args of the ``ota_chunk`` command with chunk ``index`` of ``image``; None
+    when the offer is inline or has no such chunk."""
+    if offer.chunk_bytes is None or not 0 <= index < offer.chunks:
+        return None
+    data = image[index * offer.chunk_bytes : (index + 1) * offer.chunk_bytes]
+    chunk = OtaChunk(
+        version=offer.manifest.version, index=index, data_b64=base64.b64encode(data).decode()
+    )
+    return chunk.model_dump(mode="json")
 
 
 # --------------------------------------------------------------------------- keys

@@ -190,6 +190,11 @@ class OtaStatus(_DeviceMessage):
     phase: OtaPhase
     slot: Literal["A", "B"]
     detail: str = Field(default="", max_length=500)
+    chunk: int | None = Field(
+        default=None,
+        ge=0,
+        description="downloading an image offered in chunks: the chunk the device wants next",
+    )
 
 
 #: Most products one ProductSeen may score (a camera sends its top few).

@@ -17,7 +17,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
 from devices.calibration import DEFAULT_FULL_SCALE_RAW
-from devices.ota import MAX_INLINE_IMAGE_BYTES, load_public_key
+from devices.ota import MAX_IMAGE_BYTES, load_public_key
 from devices.protocol import DeviceId
 from vision.config import VisionConfig
 
@@ -219,7 +219,12 @@ class OtaConfig(_Strict):
         default=3, ge=1, description="this many heartbeat intervals of silence fail the check"
     )
     max_parallel: int = Field(default=10, ge=1, description="devices updating at once")
-    max_image_bytes: int = Field(default=MAX_INLINE_IMAGE_BYTES, ge=1, le=MAX_INLINE_IMAGE_BYTES)
+    max_image_bytes: int = Field(
+        default=MAX_IMAGE_BYTES,
+        ge=1,
+        le=MAX_IMAGE_BYTES,
+        description="largest firmware image taken (above 256 KiB it is sent in chunks)",
+    )
 
     @field_validator("trusted_public_key")
     @classmethod

@@ -4,9 +4,11 @@ Attach one to a device (``SimOta(device, trusted_key)``) and the device answers
 the OTA commands of :mod:`devices.ota`:
 
 * ``ota`` (args: signed manifest + image, base64, at most
-  :data:`devices.ota.MAX_INLINE_IMAGE_BYTES`): the device checks the image's
-  size, SHA-256 and the manifest's ed25519 signature against ITS OWN trusted
-  public key, and the device type.  A bad image is refused (``OtaStatus``
+  :data:`devices.ota.MAX_INLINE_IMAGE_BYTES`; or signed manifest + chunk size for
+  a larger image, which the device then asks for chunk by chunk in its
+  ``downloading`` status and receives in ``ota_chunk`` commands): the device
+  checks the image's size, SHA-256 and the manifest's ed25519 signature against
+  ITS OWN trusted public key, and the device type.  A bad image is refused (``OtaStatus``
   ``failed``, the command's ack not ok) and nothing changes.  A good one is
   written to the inactive slot (``installed``); then the device reboots into it
   (a power cycle: the link drops, the broker sends the last will, a new birth
@@ -30,21 +32,26 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from pydantic import ValidationError
 
 from devices.ota import (
+    OTA_CHUNK,
     OTA_CONFIRM,
     OTA_OFFER,
     OTA_ROLLBACK,
+    FirmwareManifest,
     ImageRejected,
+    OtaChunk,
     OtaDecision,
     OtaOffer,
     decode_image,
     load_public_key,
     verify_image,
+    verify_manifest,
 )
 from devices.protocol import Command, OtaPhase, OtaStatus, ota_topic
 from firmware_sim.device import SimDevice, now_ms
@@ -62,10 +69,24 @@ RECONNECT_WAIT_S = 15.0
 #: How long the device is off while it reboots (the broker sees the old connection
 #: close, and publishes its last will, before the new one comes).
 REBOOT_OFF_S = 0.5
+#: A chunk asked for and not come within this long is asked for again ...
+ASK_AGAIN_S = 5.0
+#: ... this many times in all, then the download fails.
+MAX_ASKS = 5
 
 
 def _other(slot: Slot) -> Slot:
     return "B" if slot == "A" else "A"
+
+
+@dataclass
+class _Download:
+    """An image offered in chunks, as far as it came (in RAM: a reboot loses it)."""
+
+    offer: OtaOffer
+    data: bytearray = field(default_factory=bytearray)
+    next: int = 0
+    asks: int = 0  # times the next chunk was asked for
 
 
 class SimOta:
@@ -78,6 +99,7 @@ class SimOta:
         *,
         trial_timeout_s: float = 900.0,
         bad_versions: Mapping[str, BadFirmware] | None = None,
+        ask_again_s: float = ASK_AGAIN_S,
     ) -> None:
         self.device = device
         self.trusted_key = (
@@ -86,6 +108,7 @@ class SimOta:
             else load_public_key(trusted_key)
         )
         self.trial_timeout_s = trial_timeout_s
+        self.ask_again_s = ask_again_s
         self.bad_versions: dict[str, BadFirmware] = dict(bad_versions or {})
         self.slots: dict[Slot, str | None] = {"A": device.firmware, "B": None}
         self.active: Slot = "A"
@@ -97,6 +120,8 @@ class SimOta:
         self._jobs = threading.Lock()  # one reboot at a time
         self._busy = False  # an image is installed and the reboot into it is pending
         self._cancel_boot = False
+        self._download: _Download | None = None
+        self._ask_timer: threading.Timer | None = None
         self._timer: threading.Timer | None = None
         device.ota = self
 
@@ -110,6 +135,8 @@ class SimOta:
         """Runs on the device's network thread: never blocks on a reboot."""
         if name == OTA_OFFER:
             return self._offer(command.args)
+        if name == OTA_CHUNK:
+            return self._chunk(command.args)
         if name == OTA_CONFIRM:
             return self._confirm(command.args)
         if name == OTA_ROLLBACK:
@@ -136,25 +163,109 @@ class SimOta:
             if self.slots[self.active] == version:
                 self._report(version, OtaPhase.CONFIRMED, self.active, "already running it")
                 return True, "already running it"
-            self._report(version, OtaPhase.DOWNLOADING, self.active)
+            self._download = None
+            if offer.image_b64 is not None:
+                self._report(version, OtaPhase.DOWNLOADING, self.active)
             try:
                 if manifest_.device_type != self.device.device_type:
                     raise ImageRejected(
                         f"the image is for {manifest_.device_type.value} devices, "
                         f"this is a {self.device.device_type.value}"
                     )
+                if offer.image_b64 is None:  # in chunks: check the signature before them
+                    verify_manifest(manifest_, self.trusted_key)
+                    self._download = _Download(offer)
+                    self._ask(self._download)
+                    return True, f"downloading {offer.chunks} chunks"
                 image = decode_image(offer.image_b64)
-                verify_image(manifest_, image, self.trusted_key)
             except ImageRejected as exc:
-                self._report(version, OtaPhase.FAILED, self.active, exc.reason)
-                logger.warning(
-                    "device %s refused firmware %s: %s", self.device.device_id, version, exc.reason
-                )
-                return False, exc.reason
-            target = _other(self.active)
-            self.slots[target] = version
-            self._busy, self._cancel_boot = True, False
-            self._report(version, OtaPhase.INSTALLED, target)
+                return self._refuse(version, exc)
+            return self._install(manifest_.version, manifest_, image)
+
+    def _chunk(self, args: dict[str, Any]) -> tuple[bool, str]:
+        try:
+            chunk = OtaChunk.model_validate(args)
+        except ValidationError as exc:
+            return False, f"invalid chunk: {exc.errors()[0]['msg']}"
+        with self._lock:
+            download = self._download
+            if download is None or download.offer.manifest.version != chunk.version:
+                return False, f"not downloading {chunk.version}"
+            if chunk.index != download.next:  # a duplicate, or one overtook a lost one
+                download.asks = 0
+                self._ask(download)
+                return True, f"chunk {chunk.index} ignored; asked for {download.next}"
+            offer = download.offer
+            size = offer.manifest.size
+            assert offer.chunk_bytes is not None
+            want = min(offer.chunk_bytes, size - chunk.index * offer.chunk_bytes)
+            try:
+                data = decode_image(chunk.data_b64, limit=offer.chunk_bytes)
+                if len(data) != want:
+                    raise ImageRejected(f"chunk {chunk.index} has {len(data)} bytes, not {want}")
+            except ImageRejected as exc:
+                self._download = None
+                return self._refuse(chunk.version, exc)
+            download.data += data
+            download.next += 1
+            download.asks = 0
+            if download.next < offer.chunks:
+                self._ask(download)
+                return True, f"chunk {chunk.index + 1} of {offer.chunks}"
+            self._download = None
+            return self._install(chunk.version, offer.manifest, bytes(download.data))
+
+    def _ask(self, download: _Download) -> None:
+        """Ask for the next chunk (in the ``downloading`` status), and again every
+        ``ask_again_s`` while it does not come (a lost request or chunk), at most
+        :data:`MAX_ASKS` times; then the download fails (call with the lock held)."""
+        offer = download.offer
+        version = offer.manifest.version
+        if self._ask_timer is not None:
+            self._ask_timer.cancel()
+            self._ask_timer = None
+        if download.asks >= MAX_ASKS:
+            self._download = None
+            detail = f"chunk {download.next} of {offer.chunks} never came ({MAX_ASKS} asks)"
+            self._refuse(version, ImageRejected(detail))
+            return
+        download.asks += 1
+        self._report(
+            version,
+            OtaPhase.DOWNLOADING,
+            self.active,
+            f"{download.next} of {offer.chunks} chunks",
+            chunk=download.next,
+        )
+        wanted = download.next
+
+        def again() -> None:
+            with self._lock:
+                if self._download is download and download.next == wanted:
+                    self._ask(download)
+
+        self._ask_timer = threading.Timer(self.ask_again_s, again)
+        self._ask_timer.daemon = True
+        self._ask_timer.start()
+
+    def _refuse(self, version: str, exc: ImageRejected) -> tuple[bool, str]:
+        self._report(version, OtaPhase.FAILED, self.active, exc.reason)
+        logger.warning(
+            "device %s refused firmware %s: %s", self.device.device_id, version, exc.reason
+        )
+        return False, exc.reason
+
+    def _install(self, version: str, manifest: FirmwareManifest, image: bytes) -> tuple[bool, str]:
+        """Check the whole image and write it to the inactive slot, then reboot into it
+        (call with the lock held)."""
+        try:
+            verify_image(manifest, image, self.trusted_key)
+        except ImageRejected as exc:
+            return self._refuse(version, exc)
+        target = _other(self.active)
+        self.slots[target] = version
+        self._busy, self._cancel_boot = True, False
+        self._report(version, OtaPhase.INSTALLED, target)
         self._spawn(lambda: self._boot_new(version, target))
         return True, f"installed in slot {target}; rebooting"
 
@@ -264,6 +375,8 @@ class SimOta:
         if not device.running:
             return False
         device.drop_link(power_loss=True)
+        with self._lock:
+            self._download = None  # RAM is lost
         while_off()
         time.sleep(REBOOT_OFF_S)
         device.restore_link()
@@ -285,13 +398,24 @@ class SimOta:
             self._timer = None
 
     def close(self) -> None:
-        """Stop the trial timer (the device is going away)."""
+        """Stop the trial timer and any download (the device is going away)."""
         with self._lock:
             self._stop_timer()
+            self._download = None
+            if self._ask_timer is not None:
+                self._ask_timer.cancel()
+                self._ask_timer = None
 
     # ------------------------------------------------------------------ reports
 
-    def _report(self, version: str, phase: OtaPhase, slot: Slot, detail: str = "") -> None:
+    def _report(
+        self,
+        version: str,
+        phase: OtaPhase,
+        slot: Slot,
+        detail: str = "",
+        chunk: int | None = None,
+    ) -> None:
         device = self.device
         status = OtaStatus(
             seq=device.next_seq(),
@@ -300,5 +424,6 @@ class SimOta:
             phase=phase,
             slot=slot,
             detail=detail[:500],
+            chunk=chunk,
         )
         device.publish(ota_topic(device.store_id, device.device_id), status)

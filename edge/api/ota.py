@@ -12,7 +12,7 @@ from typing import Any
 from fastapi import APIRouter, Depends, HTTPException, Query
 from pydantic import BaseModel, ConfigDict, Field
 
-from devices.ota import MAX_INLINE_IMAGE_BYTES, ImageRejected, decode_image
+from devices.ota import MAX_IMAGE_BYTES, MAX_UPLOAD_B64, ImageRejected, decode_image
 from devices.protocol import DeviceId, DeviceType
 from edge.api.deps import Ctx, gateway_actions, require_store_reader
 from edge.ota import ImageRefused, OtaConflict, OtaNotConfigured
@@ -31,8 +31,8 @@ class ImageUpload(BaseModel):
     manifest: dict[str, Any] = Field(description="version, device_type, sha256, size, signature")
     image_b64: str = Field(
         min_length=1,
-        max_length=(MAX_INLINE_IMAGE_BYTES + 2) // 3 * 4 + 4,
-        description=f"the image, base64 (at most {MAX_INLINE_IMAGE_BYTES} bytes)",
+        max_length=MAX_UPLOAD_B64,
+        description=f"the image, base64 (at most {MAX_IMAGE_BYTES} bytes)",
     )
 
 
@@ -74,7 +74,7 @@ def _refusal(exc: Exception) -> HTTPException:
 def register_image(ctx: Ctx, body: ImageUpload) -> dict[str, Any]:
     """Register a firmware image; 422 with the reason when it does not verify."""
     try:
-        image = decode_image(body.image_b64)
+        image = decode_image(body.image_b64, limit=MAX_IMAGE_BYTES)
     except ImageRejected as exc:
         raise HTTPException(status_code=422, detail=f"image refused: {exc}") from None
     try:

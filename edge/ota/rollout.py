@@ -42,13 +42,16 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from pydantic import ValidationError
 
 from devices.ota import (
+    OTA_CHUNK,
     OTA_CONFIRM,
     OTA_OFFER,
     OTA_ROLLBACK,
     FirmwareManifest,
     ImageRejected,
     OtaDecision,
+    OtaOffer,
     load_public_key,
+    make_chunk,
     make_offer,
     verify_image,
 )
@@ -125,6 +128,8 @@ class RolloutOrchestrator:
         #: rebuilt from the store on first use after a state change (:meth:`_watching`).
         self._watch: dict[str, set[str]] = {}
         self._watch_stale = True
+        #: The image being downloaded in chunks: ((device type, version), offer, bytes).
+        self._image_cache: tuple[tuple[str, str], OtaOffer, bytes] | None = None
 
     # ------------------------------------------------------------------ staff actions
 
@@ -295,6 +300,8 @@ class RolloutOrchestrator:
             if phase in (OtaPhase.DOWNLOADING, OtaPhase.INSTALLED):
                 if state in ("offered", "installing"):
                     self._set(rollout, row, now, state="installing", detail=said)
+                    if phase is OtaPhase.DOWNLOADING and status.chunk is not None:
+                        self._send_chunk(rollout, row, now, status.chunk)
             elif phase is OtaPhase.BOOTED:
                 if state in ("offered", "installing"):
                     self._set(rollout, row, now, state="booted", detail=said, booted_ms=now)
@@ -329,11 +336,11 @@ class RolloutOrchestrator:
                 )
 
     def on_command_ack(self, device_id: str, command: str | None, ok: bool, detail: str) -> None:
-        if ok or command != OTA_OFFER or device_id not in self._watching():
+        if ok or command not in (OTA_OFFER, OTA_CHUNK) or device_id not in self._watching():
             return
         now = self._clock()
         for rollout, row in self._rows(device_id):
-            if row["state"] == "offered":
+            if row["state"] in ("offered", "installing"):
                 self._fail(
                     rollout,
                     row,
@@ -479,6 +486,36 @@ class RolloutOrchestrator:
             row["device_id"],
             row["wave"],
         )
+
+    def _send_chunk(
+        self, rollout: dict[str, Any], row: dict[str, Any], now: int, index: int
+    ) -> None:
+        """A device downloading an image offered in chunks asked for chunk ``index``."""
+        found = self._image(rollout["device_type"], rollout["version"])
+        if found is None:
+            self._halt(rollout, now, f"image {rollout['version']} is gone")
+            return
+        offer, image = found
+        args = make_chunk(offer, image, index)
+        if args is None:
+            self._fail(
+                rollout, row, now, f"asked for chunk {index} of {offer.chunks}", rollback=False
+            )
+            return
+        self._send(row["device_id"], OTA_CHUNK, args)
+
+    def _image(self, device_type: str, version: str) -> tuple[OtaOffer, bytes] | None:
+        """The offer and bytes of an image, the last one kept in memory: a download asks
+        for it once per chunk."""
+        key = (device_type, version)
+        if self._image_cache is None or self._image_cache[0] != key:
+            found = self.store.ota_image(device_type, version)
+            if found is None:
+                return None
+            manifest = FirmwareManifest.model_validate(found[0])
+            offer = OtaOffer.model_validate(make_offer(manifest, found[1]))
+            self._image_cache = (key, offer, found[1])
+        return self._image_cache[1], self._image_cache[2]
 
     def _fail(
         self,

@@ -11,14 +11,18 @@ import pytest
 from pydantic import ValidationError
 
 from devices.ota import (
+    CHUNK_BYTES,
+    MAX_IMAGE_BYTES,
     MAX_INLINE_IMAGE_BYTES,
     FirmwareManifest,
     ImageRejected,
+    OtaChunk,
     OtaOffer,
     decode_image,
     generate_private_key,
     load_private_key,
     load_public_key,
+    make_chunk,
     make_offer,
     private_key_pem,
     public_key_pem,
@@ -97,9 +101,9 @@ def test_manifests_are_strict():
         FirmwareManifest.model_validate({**good, "signature": "x", "size": 10**9})
 
 
-def test_images_are_capped_for_inline_transport(key):
+def test_images_up_to_the_inline_limit_travel_inline(key):
     with pytest.raises(ValueError, match="at most"):
-        sign_image(key, b"x" * (MAX_INLINE_IMAGE_BYTES + 1), "1.0", "gate")
+        sign_image(key, b"x" * (MAX_IMAGE_BYTES + 1), "1.0", "gate")
     with pytest.raises(ValueError, match="empty"):
         sign_image(key, b"", "1.0", "gate")
     big = base64.b64encode(b"x" * (MAX_INLINE_IMAGE_BYTES + 3)).decode()
@@ -109,7 +113,42 @@ def test_images_are_capped_for_inline_transport(key):
         decode_image("***")
     full = b"y" * MAX_INLINE_IMAGE_BYTES
     offer = OtaOffer.model_validate(make_offer(sign_image(key, full, "1.0", "gate"), full))
+    assert offer.image_b64 is not None
+    assert offer.chunk_bytes is None
     assert decode_image(offer.image_b64) == full
+    assert make_chunk(offer, full, 0) is None  # inline: no chunks
+
+
+def test_larger_images_are_offered_in_chunks_that_add_up_to_the_image(key):
+    image = os.urandom(MAX_INLINE_IMAGE_BYTES + CHUNK_BYTES + 1000)
+    manifest = sign_image(key, image, "2.0", "gate")
+    args = make_offer(manifest, image)
+    assert "image_b64" not in args
+    offer = OtaOffer.model_validate(args)
+    assert (offer.chunk_bytes, offer.chunks) == (CHUNK_BYTES, 6)  # 5 full, 1 of 1000 bytes
+    parts = [OtaChunk.model_validate(make_chunk(offer, image, i)) for i in range(offer.chunks)]
+    assert [p.index for p in parts] == list(range(6))
+    assert {p.version for p in parts} == {"2.0"}
+    joined = b"".join(decode_image(p.data_b64, limit=CHUNK_BYTES) for p in parts)
+    assert joined == image
+    verify_image(manifest, joined, key.public_key())
+    assert make_chunk(offer, image, 6) is None
+    assert make_chunk(offer, image, -1) is None
+
+
+def test_an_offer_is_inline_or_chunked_never_both_or_neither(key):
+    manifest = sign_image(key, IMAGE, "1.0", "gate").model_dump(mode="json")
+    image_b64 = base64.b64encode(IMAGE).decode()
+    for args in ({}, {"image_b64": image_b64, "chunk_bytes": CHUNK_BYTES}):
+        with pytest.raises(ValidationError, match="either image_b64 or chunk_bytes"):
+            OtaOffer.model_validate({"manifest": manifest, **args})
+    with pytest.raises(ValidationError):
+        OtaOffer.model_validate({"manifest": manifest, "chunk_bytes": CHUNK_BYTES + 1})
+
+
+def test_uploads_up_to_the_image_limit_decode(key):
+    image = b"z" * (MAX_INLINE_IMAGE_BYTES * 2)
+    assert decode_image(base64.b64encode(image).decode(), limit=MAX_IMAGE_BYTES) == image
 
 
 def test_keys_load_from_pem_and_base64(key):

@@ -9,17 +9,32 @@ from typing import Any, Literal
 import pytest
 from fastapi.testclient import TestClient
 
-from devices.ota import OTA_OFFER, generate_private_key, public_key_text, sign_image
+from devices.ota import (
+    CHUNK_BYTES,
+    MAX_INLINE_IMAGE_BYTES,
+    OTA_CHUNK,
+    OTA_OFFER,
+    OtaOffer,
+    generate_private_key,
+    make_chunk,
+    make_offer,
+    public_key_text,
+    sign_image,
+)
+from devices.protocol import Command, OtaPhase, ota_topic
 from edge.api.app import create_app
 from edge.app import Gateway
 from edge.config import GatewayConfig, OtaConfig
 from edge.store.repo import Store
 from firmware_sim.gate import SimGate
-from firmware_sim.ota import SimOta
+from firmware_sim.ota import MAX_ASKS, SimOta
 from tests.integration.conftest import gateway_config, wait_for
+from tests.wire import Wire
 
 VENDOR = generate_private_key()
 IMAGE = b"simulated gate firmware 2.0.0\n" * 64
+#: Too large to travel inline: 10 chunks, the last one short.
+BIG = (b"simulated gate firmware 3.0.0, with all its assets\n" * 12_000)[: 9 * CHUNK_BYTES + 777]
 STAFF = {"Authorization": "Bearer s3cret"}
 GATES: dict[str, Literal["entry", "exit"]] = {"gate-entry": "entry", "gate-exit": "exit"}
 
@@ -80,10 +95,10 @@ class Rig:
         wait_for(lambda: self.gw.liveness.state(device_id) == "online", what=f"{device_id}")
         return gate
 
-    def register(self) -> None:
+    def register(self, image: bytes = IMAGE, version: str = "2.0.0") -> None:
         body = {
-            "manifest": sign_image(VENDOR, IMAGE, "2.0.0", "gate").model_dump(mode="json"),
-            "image_b64": base64.b64encode(IMAGE).decode(),
+            "manifest": sign_image(VENDOR, image, version, "gate").model_dump(mode="json"),
+            "image_b64": base64.b64encode(image).decode(),
         }
         resp = self.api.post("/api/v1/ota/images", json=body, headers=STAFF)
         assert resp.status_code == 201, resp.text
@@ -102,13 +117,13 @@ class Rig:
     def device_states(self, rollout_id: str) -> dict[str, str]:
         return {d["device_id"]: d["state"] for d in self.status(rollout_id)["devices"]}
 
-    def offers(self) -> list[str]:
+    def offers(self, command: str = OTA_OFFER) -> list[str]:
         store = Store.open(self.cfg.database.path, readonly=True)
         try:
             return [
                 e["device_id"]
                 for e in store.events("command_sent")
-                if e["body"]["command"] == OTA_OFFER
+                if e["body"]["command"] == command
             ]
         finally:
             store.close()
@@ -238,3 +253,67 @@ def test_a_device_not_confirmed_within_its_trial_goes_back_by_itself(rig):
     assert rig.status(rollout_id)["state"] == "halted"
     assert gate.ota is not None
     assert (gate.ota.active, gate.firmware) == ("A", "1.0.0")
+
+
+def test_an_image_too_large_to_send_inline_is_pulled_in_chunks(rig):
+    assert len(BIG) > MAX_INLINE_IMAGE_BYTES
+    gate = rig.gate("gate-entry")
+    rig.register(BIG, "3.0.0")
+    rollout_id = rig.rollout(version="3.0.0")
+    wait_for(lambda: rig.status(rollout_id)["state"] == "done", timeout=60, what="done")
+    assert rig.device_states(rollout_id) == {"gate-entry": "confirmed"}
+    assert gate.ota is not None
+    assert (gate.ota.active, gate.firmware, gate.ota.slots["B"]) == ("B", "3.0.0", "3.0.0")
+    assert rig.offers() == ["gate-entry"]
+    assert rig.offers(OTA_CHUNK) == ["gate-entry"] * 10
+
+
+def _command(args: dict[str, Any] | None) -> Command:
+    assert args is not None
+    return Command(cmd_id="c-1", ts=1, args=args)
+
+
+def test_a_device_asks_again_past_duplicates_and_refuses_a_forged_chunk(rig):
+    gate = rig.gate("gate-entry")
+    assert gate.ota is not None
+    manifest = sign_image(VENDOR, BIG, "3.0.0", "gate")
+    args = make_offer(manifest, BIG)
+    offer = OtaOffer.model_validate(args)
+    assert gate.ota.handle_command(OTA_OFFER, _command(args)) == (True, "downloading 10 chunks")
+
+    def chunk(i: int) -> Command:
+        return _command(make_chunk(offer, BIG, i))
+
+    assert gate.ota.handle_command(OTA_CHUNK, chunk(0)) == (True, "chunk 1 of 10")
+    assert gate.ota.handle_command(OTA_CHUNK, chunk(0)) == (True, "chunk 0 ignored; asked for 1")
+    assert gate.ota.handle_command(OTA_CHUNK, chunk(2)) == (True, "chunk 2 ignored; asked for 1")
+    for i in range(1, 9):
+        assert gate.ota.handle_command(OTA_CHUNK, chunk(i))[0]
+    forged = make_chunk(offer, b"x" * len(BIG), 9)  # the right length, the wrong bytes
+    ok, detail = gate.ota.handle_command(OTA_CHUNK, _command(forged))
+    assert not ok
+    assert "SHA-256" in detail
+    assert (gate.ota.active, gate.ota.slots["B"], gate.firmware) == ("A", None, "1.0.0")
+    ok, detail = gate.ota.handle_command(OTA_CHUNK, chunk(9))
+    assert (ok, detail) == (False, "not downloading 3.0.0")  # the download is over
+
+
+def test_a_chunk_that_never_comes_is_asked_for_again_then_the_download_fails(rig):
+    gate = rig.gate("gate-entry", ask_again_s=0.2)
+    assert gate.ota is not None
+    wire = Wire(rig.mosquitto.host, rig.mosquitto.port, rig.store_id)
+    topic = ota_topic(rig.store_id, "gate-entry")
+    try:
+        args = make_offer(sign_image(VENDOR, BIG, "3.0.0", "gate"), BIG)
+        assert gate.ota.handle_command(OTA_OFFER, _command(args))[0]  # nobody sends chunks
+        wire.wait_for(
+            lambda: any(s.phase is OtaPhase.FAILED for s in wire.decoded(topic)),
+            "the download to give up",
+        )
+        statuses = wire.decoded(topic)
+        asks = [s.chunk for s in statuses if s.phase is OtaPhase.DOWNLOADING]
+        assert asks == [0] * MAX_ASKS
+        assert statuses[-1].detail == f"chunk 0 of 10 never came ({MAX_ASKS} asks)"
+        assert (gate.ota.active, gate.ota.slots["B"]) == ("A", None)
+    finally:
+        wire.close()
