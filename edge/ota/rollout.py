@@ -336,11 +336,14 @@ class RolloutOrchestrator:
                 )
 
     def on_command_ack(self, device_id: str, command: str | None, ok: bool, detail: str) -> None:
-        if ok or command not in (OTA_OFFER, OTA_CHUNK) or device_id not in self._watching():
+        """A refused offer fails the device.  A refused chunk does not: a late duplicate
+        is refused once the download is over, and a download that truly fails says so in
+        the device's ``failed`` status."""
+        if ok or command != OTA_OFFER or device_id not in self._watching():
             return
         now = self._clock()
         for rollout, row in self._rows(device_id):
-            if row["state"] in ("offered", "installing"):
+            if row["state"] == "offered":
                 self._fail(
                     rollout,
                     row,

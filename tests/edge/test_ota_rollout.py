@@ -7,9 +7,12 @@ from typing import Any
 import pytest
 
 from devices.ota import (
+    CHUNK_BYTES,
+    OTA_CHUNK,
     OTA_CONFIRM,
     OTA_OFFER,
     OTA_ROLLBACK,
+    OtaChunk,
     OtaOffer,
     decode_image,
     generate_private_key,
@@ -358,3 +361,39 @@ def test_every_change_is_an_event(fleet):
         "done",
     ]
     assert len(fleet.store.events("ota_image")) == 1
+
+
+def _asks(fleet: Fleet, chunk: int) -> None:
+    fleet.seq += 1
+    fleet.orch.on_status(
+        "gate-1",
+        OtaStatus(
+            seq=fleet.seq, ts=fleet.now, version=NEW, phase=OtaPhase.DOWNLOADING, slot="A",
+            chunk=chunk,
+        ),
+    )  # fmt: skip
+
+
+def test_a_large_image_goes_chunk_by_chunk_as_the_device_asks(fleet):
+    fleet.add("gate-1")
+    big = (b"firmware 2.0.0, the large one " * 12_000)[: 5 * CHUNK_BYTES + 10]
+    fleet.orch.register_image(sign_image(KEY, big, NEW, "gate").model_dump(), big)
+    rid = fleet.orch.create_rollout("gate", NEW)["rollout_id"]
+    [(_, name, args)] = fleet.sent
+    offer = OtaOffer.model_validate(args)
+    assert (name, offer.image_b64, offer.chunks) == (OTA_OFFER, None, 6)
+    got = b""
+    for i in (0, 1, 1, 2, 3, 4, 5):  # chunk 1 asked twice (a lost chunk, asked again)
+        _asks(fleet, i)
+        _, name, args = fleet.sent[-1]
+        chunk = OtaChunk.model_validate(args)
+        assert (name, chunk.index, chunk.version) == (OTA_CHUNK, i, NEW)
+        if len(got) == i * CHUNK_BYTES:
+            got += decode_image(chunk.data_b64, limit=CHUNK_BYTES)
+    assert got == big
+    assert fleet.states(rid) == {"gate-1": "installing"}
+    fleet.orch.on_command_ack("gate-1", OTA_CHUNK, False, "not downloading 2.0.0")
+    assert fleet.states(rid) == {"gate-1": "installing"}  # a late duplicate, refused
+    _asks(fleet, 6)  # there is no chunk 6
+    assert fleet.states(rid) == {"gate-1": "failed"}
+    assert "asked for chunk 6 of 6" in fleet.rollout(rid)["reason"]
