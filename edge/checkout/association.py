@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from devices.layout import Planogram
 from edge.checkout.detector import ShelfEvent
@@ -37,6 +37,7 @@ MAX_SPLIT_HANDS = 4
 TWO_HANDS = "two hands on the shelf"
 
 PlateKey = tuple[str, int]
+PointT = TypeVar("PointT", tuple[float, float], tuple[float, float, float])
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +50,11 @@ class Attribution:
     def touching(self) -> list[str]:
         """Shoppers whose hands were at the changed plates (within reach, on average)."""
         return [s["session_token"] for s in self.shoppers if s.get("hand_m", 99) <= HAND_REACH_M]
+
+
+def _points(table: Mapping[PlateKey, PointT], event: ShelfEvent) -> list[PointT]:
+    """Where ``event``'s plates are, those with a known place."""
+    return [table[(event.device_id, p)] for p in event.plates if (event.device_id, p) in table]
 
 
 def _centre(points: Sequence[tuple[float, ...]]) -> tuple[float, ...]:
@@ -203,11 +209,7 @@ class Associator:
     def _hand_spot(self, event: ShelfEvent) -> tuple[float, float, float] | None:
         """The centre (3-D) of ``event``'s plates, where hands are measured from; None
         without plate heights or hand positions."""
-        spots = [
-            self._plate_xyz[(event.device_id, p)]
-            for p in event.plates
-            if (event.device_id, p) in self._plate_xyz
-        ]
+        spots = _points(self._plate_xyz, event)
         if not spots or not self.positions.tracking_hands:
             return None
         x, y, z = _centre(spots)
@@ -227,11 +229,7 @@ class Associator:
 
     def _by_body(self, event: ShelfEvent, sessions: list[str]) -> Attribution | None:
         """The shopper standing clearly nearest the changed plates."""
-        spots = [
-            self.plate_xy[(event.device_id, p)]
-            for p in event.plates
-            if (event.device_id, p) in self.plate_xy
-        ]
+        spots = _points(self.plate_xy, event)
         if not spots or not self.positions.tracking:
             return None
         x, y = _centre(spots)

@@ -132,9 +132,9 @@ class CameraViews(EnginePart):
     def _named_by_view(self, who: Attribution, seen: Sighting | None) -> Attribution:
         """An unclear shopper settled by the view of the grab, when it names one who is in
         the store (a camera that saw whose hand it was); otherwise ``who`` as it was."""
-        named = seen.session_token if seen is not None else None
-        if seen is None or who.token is not None or named not in self.open_sessions:
+        if who.token is not None or seen is None or seen.session_token not in self.open_sessions:
             return who
+        named = seen.session_token
         first = {"session_token": named, "named_by": seen.camera}
         others = [s for s in who.shoppers if s.get("session_token") != named]
         return Attribution(named, [first, *others], None)

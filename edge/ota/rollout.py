@@ -128,7 +128,7 @@ class RolloutOrchestrator:
         #: rebuilt from the store on first use after a state change (:meth:`_watching`).
         self._watch: dict[str, set[str]] = {}
         self._watch_stale = True
-        #: The image being downloaded in chunks: ((device type, version), offer, bytes).
+        #: The image last offered or sent in chunks: ((device type, version), offer, bytes).
         self._image_cache: tuple[tuple[str, str], OtaOffer, bytes] | None = None
 
     # ------------------------------------------------------------------ staff actions
@@ -467,20 +467,20 @@ class RolloutOrchestrator:
         if self.trusted_key is None:
             self._halt(rollout, now, "no trusted firmware key is configured")
             return
-        found = self.store.ota_image(rollout["device_type"], rollout["version"])
-        if found is None:
-            self._halt(rollout, now, f"image {rollout['version']} is gone")
-            return
         try:
-            manifest = FirmwareManifest.model_validate(found[0])
-            verify_image(manifest, found[1], self.trusted_key)
+            found = self._image(rollout["device_type"], rollout["version"])
+            if found is None:
+                self._halt(rollout, now, f"image {rollout['version']} is gone")
+                return
+            offer, image = found
+            verify_image(offer.manifest, image, self.trusted_key)
         except ValidationError as exc:
             self._halt(rollout, now, f"stored manifest is invalid: {_summarise(exc)}")
             return
         except ImageRejected as exc:  # e.g. the trusted key changed since it was registered
             self._halt(rollout, now, f"image {rollout['version']} no longer verifies: {exc.reason}")
             return
-        self._send(row["device_id"], OTA_OFFER, make_offer(manifest, found[1]))
+        self._send(row["device_id"], OTA_OFFER, offer.model_dump(mode="json", exclude_none=True))
         self._set(rollout, row, now, state="offered", detail="")
         log.info(
             "offered %s firmware %s to %s (%s)",
@@ -508,8 +508,10 @@ class RolloutOrchestrator:
         self._send(row["device_id"], OTA_CHUNK, args)
 
     def _image(self, device_type: str, version: str) -> tuple[OtaOffer, bytes] | None:
-        """The offer and bytes of an image, the last one kept in memory: a download asks
-        for it once per chunk."""
+        """The offer and bytes of an image (None: not registered), the last one kept in
+        memory: a rollout offers it to each device, and a download asks for it once per
+        chunk.  Images are never changed or removed once registered.  Raises
+        ValidationError when the stored manifest is invalid."""
         key = (device_type, version)
         if self._image_cache is None or self._image_cache[0] != key:
             found = self.store.ota_image(device_type, version)

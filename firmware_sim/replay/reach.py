@@ -23,7 +23,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from firmware_sim.replay.store import XY, ReplayStore
-from firmware_sim.replay.walk import EXIT_AFTER_MS, RUN_M_S
+from firmware_sim.replay.walk import EXIT_AFTER_MS, RUN_M_S, plates_stand
 from firmware_sim.scenario import Case, CaseEvent
 
 #: Events whose stand points are this close can be done from one spot, at once.
@@ -34,8 +34,8 @@ def _stand(store: ReplayStore, ev: CaseEvent) -> XY | None:
     count = store.plate_counts.get(ev.shelf_id)
     if ev.kind == "handoff" or not count:
         return None
-    points = [store.stand_xy(ev.shelf_id, min(max(p, 0), count - 1)) for p in ev.plates or (0,)]
-    return (sum(p[0] for p in points) / len(points), sum(p[1] for p in points) / len(points))
+    # out-of-range plates as the effects clamp them (a label error in the data)
+    return plates_stand(store, ev.shelf_id, [min(max(p, 0), count - 1) for p in ev.plates or (0,)])
 
 
 def _own_times(events: tuple[CaseEvent, ...], shopper: str) -> list[int]:

@@ -64,12 +64,17 @@ def _dist(a: XY, b: XY) -> float:
     return float(np.hypot(a[0] - b[0], a[1] - b[1]))
 
 
-def event_stand(store: ReplayStore, timing: EventTiming) -> XY:
-    points = [store.stand_xy(timing.shelf_id, p) for p in timing.plates]
+def plates_stand(store: ReplayStore, shelf_id: str, plates: Sequence[int]) -> XY:
+    """Where a shopper stands to reach ``plates`` of ``shelf_id``: the mean of theirs."""
+    points = [store.stand_xy(shelf_id, p) for p in plates]
     return (
         sum(p[0] for p in points) / len(points),
         sum(p[1] for p in points) / len(points),
     )
+
+
+def event_stand(store: ReplayStore, timing: EventTiming) -> XY:
+    return plates_stand(store, timing.shelf_id, timing.plates)
 
 
 def stops(store: ReplayStore, timings: Sequence[EventTiming]) -> list[Stop]:
